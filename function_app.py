@@ -1,0 +1,9 @@
+"""The Functions app: it only registers the blueprints of the `registry` package."""
+
+import azure.functions as func
+
+from registry.blueprints import jobs, registration_api
+
+app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+app.register_functions(registration_api.bp)
+app.register_functions(jobs.bp)

@@ -1,0 +1,1 @@
+"""Model registry on Azure Functions: register models and copy their files server-side."""

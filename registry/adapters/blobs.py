@@ -1,0 +1,87 @@
+"""BlobCopier on Azure Blob Storage: Put Block From URL into the private container."""
+
+from __future__ import annotations
+
+import base64
+
+from azure.core.exceptions import AzureError, HttpResponseError
+from azure.storage.blob import BlobClient, ContainerClient, ContentSettings
+
+from registry.adapters.errors import ignore_exists, is_transient_status, storage_errors
+from registry.records import NotFound, SourceError, SourceInfo
+
+_SOURCE_REASONS = {
+    401: "the source refused access (401): its SAS is missing or invalid",
+    403: "the source refused access (403): its SAS is missing, expired or lacks read permission",
+    404: "the source does not exist (404)",
+    409: "the source is not readable in its current state (409)",
+    412: "the source changed during the copy (412)",
+    416: "the source is shorter than when the copy started (416)",
+}
+
+
+def _source_error(error: AzureError) -> SourceError:
+    """Classify a failure to read a source. Never quote the service's text: it may echo the URL."""
+    status = error.status_code if isinstance(error, HttpResponseError) else None
+    if is_transient_status(status):
+        return SourceError(f"the source could not be reached ({status or type(error).__name__})", permanent=False)
+    reason = _SOURCE_REASONS.get(status or 0, f"the source could not be read ({status})")
+    return SourceError(reason, permanent=True)
+
+
+class AzureBlobCopier:
+    def __init__(self, container: ContainerClient) -> None:
+        self._container = container
+
+    def ensure_container(self) -> None:
+        with storage_errors():
+            ignore_exists(self._container.create_container)
+
+    def source_info(self, url: str) -> SourceInfo:
+        try:
+            properties = BlobClient.from_blob_url(url).get_blob_properties()
+        except AzureError as error:
+            raise _source_error(error) from None
+        md5 = properties.content_settings.content_md5
+        return SourceInfo(
+            size=int(properties.size),
+            etag=str(properties.etag),
+            content_md5=base64.b64encode(bytes(md5)).decode() if md5 else "",
+        )
+
+    def staged_blocks(self, path: str) -> dict[str, int]:
+        try:
+            with storage_errors():
+                _, uncommitted = self._container.get_blob_client(path).get_block_list("uncommitted")
+        except NotFound:
+            return {}
+        return {block.id: int(block.size) for block in uncommitted}
+
+    def committed_size(self, path: str, block_ids: list[str]) -> int | None:
+        try:
+            with storage_errors():
+                committed, _ = self._container.get_blob_client(path).get_block_list("committed")
+        except NotFound:
+            return None
+        if [block.id for block in committed] != block_ids:
+            return None
+        return sum(int(block.size) for block in committed)
+
+    def stage_block(self, path: str, block_id: str, url: str, offset: int, length: int) -> None:
+        blob = self._container.get_blob_client(path)
+        with storage_errors():
+            try:
+                blob.stage_block_from_url(block_id, url, source_offset=offset, source_length=length)
+            except HttpResponseError as error:
+                # Failures of the source come back as CannotVerifyCopySource with its status;
+                # anything else is the destination's own fault and maps as a storage error.
+                if "CopySource" in str(error.error_code or ""):
+                    raise _source_error(error) from None
+                raise
+
+    def commit(self, path: str, block_ids: list[str], content_md5: str) -> int:
+        settings = ContentSettings(content_md5=bytearray(base64.b64decode(content_md5))) if content_md5 else None
+        blob = self._container.get_blob_client(path)
+        with storage_errors():
+            blob.commit_block_list(block_ids, content_settings=settings)
+            return int(blob.get_blob_properties().size)

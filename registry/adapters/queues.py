@@ -1,0 +1,23 @@
+"""JobQueue on an Azure Storage queue, base64-encoded as the Functions queue trigger expects."""
+
+from __future__ import annotations
+
+import math
+
+from azure.storage.queue import QueueClient
+
+from registry.adapters.errors import ignore_exists, storage_errors
+from registry.records import CopyJob
+
+
+class StorageJobQueue:
+    def __init__(self, client: QueueClient) -> None:
+        self._client = client
+
+    def ensure_queue(self) -> None:
+        with storage_errors():
+            ignore_exists(self._client.create_queue)
+
+    def send(self, job: CopyJob, delay_seconds: float = 0) -> None:
+        with storage_errors():
+            self._client.send_message(job.to_json(), visibility_timeout=math.ceil(delay_seconds) or None)

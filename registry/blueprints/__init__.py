@@ -1,0 +1,1 @@
+"""Azure Functions blueprints: thin entry points that parse, call a service, map the result."""

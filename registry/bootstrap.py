@@ -1,0 +1,74 @@
+"""Composition root: builds the adapters from the settings, once per process."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+
+from azure.data.tables import TableServiceClient
+from azure.storage.blob import ContainerClient
+from azure.storage.queue import QueueClient, TextBase64EncodePolicy
+
+from registry.adapters.blobs import AzureBlobCopier
+from registry.adapters.queues import StorageJobQueue
+from registry.adapters.tables import TableRegistrationStore
+from registry.sealing import Sealer
+from registry.services.copying import CopyPolicy
+from registry.settings import Settings, current_settings
+
+
+@dataclass(frozen=True)
+class Dependencies:
+    settings: Settings
+    store: TableRegistrationStore
+    queue: StorageJobQueue
+    copier: AzureBlobCopier
+    sealer: Sealer
+
+    @property
+    def copy_policy(self) -> CopyPolicy:
+        s = self.settings
+        return CopyPolicy(s.copy_block_size, s.copy_concurrency, s.copy_time_budget_seconds, s.copy_lease_seconds)
+
+
+def build(settings: Settings) -> Dependencies:
+    if settings.storage_connection_string:
+        conn = settings.storage_connection_string
+        tables = TableServiceClient.from_connection_string(conn)
+        container = ContainerClient.from_connection_string(conn, settings.models_container)
+        queue = QueueClient.from_connection_string(
+            conn, settings.jobs_queue, message_encode_policy=TextBase64EncodePolicy()
+        )
+    else:
+        from azure.identity import DefaultAzureCredential
+
+        credential = DefaultAzureCredential(managed_identity_client_id=settings.storage_client_id)
+        account = settings.storage_account_name
+        tables = TableServiceClient(f"https://{account}.table.core.windows.net", credential=credential)
+        container = ContainerClient(
+            f"https://{account}.blob.core.windows.net", settings.models_container, credential=credential
+        )
+        queue = QueueClient(
+            f"https://{account}.queue.core.windows.net",
+            settings.jobs_queue,
+            credential=credential,
+            message_encode_policy=TextBase64EncodePolicy(),
+        )
+    deps = Dependencies(
+        settings=settings,
+        store=TableRegistrationStore.create(tables, settings.registrations_table, settings.files_table),
+        queue=StorageJobQueue(queue),
+        copier=AzureBlobCopier(container),
+        sealer=Sealer(settings.sealing_key),
+    )
+    if settings.storage_connection_string:
+        # Locally the emulator starts empty; in Azure the infrastructure creates these.
+        deps.store.ensure_tables()
+        deps.queue.ensure_queue()
+        deps.copier.ensure_container()
+    return deps
+
+
+@cache
+def dependencies() -> Dependencies:
+    return build(current_settings())

@@ -1,0 +1,57 @@
+"""The ports the services talk to; adapters implement them, tests fake them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Protocol
+
+from registry.records import CopyJob, FileProgress, Registration, SourceInfo
+
+
+class RegistrationStore(Protocol):
+    def get(self, owner: str, name: str, version: str) -> Registration | None: ...
+
+    def insert(self, registration: Registration) -> Registration:
+        """Add a new registration; AlreadyExists if (owner, name, version) is taken."""
+
+    def replace(self, registration: Registration) -> Registration:
+        """Write it back if unchanged since read (If-Match); ConcurrentUpdate otherwise."""
+
+    def delete(self, registration: Registration) -> None: ...
+
+    def files(self, registration: Registration) -> list[FileProgress]: ...
+
+    def insert_files(self, registration: Registration, files: list[FileProgress]) -> None: ...
+
+    def replace_file(self, registration: Registration, progress: FileProgress) -> FileProgress:
+        """Checkpoint one file's progress (If-Match); ConcurrentUpdate if someone else did."""
+
+    def stale_in_progress(self, before: datetime) -> Iterable[Registration]:
+        """InProgress registrations whose last progress is older than `before`."""
+
+
+class JobQueue(Protocol):
+    def send(self, job: CopyJob, delay_seconds: float = 0) -> None:
+        """Enqueue a job (invisible for `delay_seconds`); StorageUnavailable if it could not be."""
+
+
+class BlobCopier(Protocol):
+    """Server-side block copy into the registry's private container."""
+
+    def source_info(self, url: str) -> SourceInfo:
+        """Size and version of a source; SourceError if it cannot be read."""
+
+    def staged_blocks(self, path: str) -> Mapping[str, int]:
+        """Uncommitted block id -> size at the destination path."""
+
+    def committed_size(self, path: str, block_ids: list[str]) -> int | None:
+        """The blob's size if it is committed with exactly these blocks, else None."""
+
+    def stage_block(self, path: str, block_id: str, url: str, offset: int, length: int) -> None:
+        """Put Block From URL; SourceError if the source refuses."""
+
+    def commit(self, path: str, block_ids: list[str], content_md5: str) -> int:
+        """Put Block List; returns the committed blob's size."""
+
+

@@ -1,0 +1,150 @@
+"""Plain data that moves between the services and the adapters."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+
+class State(StrEnum):
+    IN_PROGRESS = "InProgress"
+    FINISHED = "Finished"
+    FAILED = "Failed"
+
+
+class FileState(StrEnum):
+    PENDING = "Pending"
+    COPYING = "Copying"
+    FINISHED = "Finished"
+    FAILED = "Failed"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass
+class Registration:
+    """One model registration, identified by (owner, name, version)."""
+
+    owner: str
+    name: str
+    version: str
+    owner_name: str
+    registration_id: str
+    state: State
+    message: str
+    private: bool
+    model_type: str
+    description: str
+    body_digest: str
+    # The request without its secrets (sources are shown without their query strings).
+    document: dict[str, Any]
+    file_names: list[str]
+    # The sources (with their SAS) and other write-only values, encrypted; empty once finished.
+    sealed: bytes
+    created_at: datetime
+    updated_at: datetime
+    last_progress_at: datetime
+    picked_up: bool = False
+    lease_id: str = ""
+    lease_until: datetime = EPOCH
+    attempt: int = 1
+    last_error: str = ""
+    etag: str | None = field(default=None, compare=False)
+
+    @property
+    def key(self) -> str:
+        return f"{self.owner}:{self.name}:{self.version}"
+
+    def blob_path(self, target: str) -> str:
+        return f"{self.owner}/{self.name}/{self.version}/{target}"
+
+
+@dataclass
+class FileProgress:
+    """The copy of one file of a registration, checkpointed as it goes."""
+
+    index: int
+    target: str
+    state: FileState = FileState.PENDING
+    size: int | None = None
+    bytes_copied: int = 0
+    source_etag: str = ""
+    block_size: int = 0
+    content_md5: str = ""
+    error: str = ""
+    etag: str | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class CopyJob:
+    """The message that asks a worker to (continue to) copy a registration's files."""
+
+    owner: str
+    name: str
+    version: str
+    registration_id: str
+    schema: int = 1
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "schema": self.schema,
+                "kind": "copy",
+                "owner": self.owner,
+                "name": self.name,
+                "version": self.version,
+                "registration_id": self.registration_id,
+            }
+        )
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> CopyJob:
+        data = json.loads(text)
+        if not isinstance(data, dict) or data.get("kind") != "copy" or data.get("schema") != 1:
+            raise ValueError("not a copy job (schema 1)")
+        return cls(
+            owner=str(data["owner"]),
+            name=str(data["name"]),
+            version=str(data["version"]),
+            registration_id=str(data["registration_id"]),
+        )
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    size: int
+    etag: str
+    content_md5: str = ""
+
+
+class NotFound(Exception):
+    pass
+
+
+class AlreadyExists(Exception):
+    pass
+
+
+class ConcurrentUpdate(Exception):
+    """Someone else changed the record since we read it (an ETag condition failed)."""
+
+
+class StorageUnavailable(Exception):
+    """A storage call failed for a reason that may pass: retry later."""
+
+
+class SourceError(Exception):
+    """A source file could not be read. `permanent` errors fail the registration."""
+
+    def __init__(self, reason: str, *, permanent: bool) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.permanent = permanent

@@ -1,0 +1,1 @@
+"""Service layer: plain functions that take their collaborators (ports) as parameters."""

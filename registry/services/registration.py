@@ -1,0 +1,223 @@
+"""Accept a registration: validate, record it, enqueue its copy job; report its status."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from registry.identity import Principal
+from registry.ports import JobQueue, RegistrationStore
+from registry.records import (
+    AlreadyExists,
+    ConcurrentUpdate,
+    CopyJob,
+    FileProgress,
+    FileState,
+    Registration,
+    State,
+    StorageUnavailable,
+    utcnow,
+)
+from registry.sealing import Sealer
+from registry.settings import Settings
+from registry.validation import RegistrationRequest, RequestContext, parse_registration, redact_url
+
+log = logging.getLogger(__name__)
+
+
+class Conflict(Exception):
+    """The caller already registered this name and version with a different body."""
+
+
+class Unavailable(Exception):
+    """A storage dependency failed; nothing half-done was left behind. Retry later."""
+
+
+def job_for(registration: Registration) -> CopyJob:
+    return CopyJob(registration.owner, registration.name, registration.version, registration.registration_id)
+
+
+def sealing_binding(registration: Registration) -> str:
+    return f"{registration.key}:{registration.registration_id}"
+
+
+def _public_document(request: RegistrationRequest) -> dict[str, Any]:
+    config = request.config.model_dump(mode="json", exclude_none=True, exclude={"name", "version", "owner"})
+    for section in ("inference_properties", "training_properties"):
+        config.get(section, {}).get("docker_registry", {}).pop("password", None)
+    document: dict[str, Any] = {
+        "model_config": config,
+        "model_files": {target: redact_url(url) for target, url in request.model_files.items()},
+        "model_metainfo": request.model_metainfo.model_dump(mode="json", exclude_none=True),
+    }
+    if request.private_packages:
+        document["private_packages"] = [redact_url(url) for url in request.private_packages]
+    return document
+
+
+def _secrets(request: RegistrationRequest) -> dict[str, Any]:
+    passwords = {
+        section: props.docker_registry.password
+        for section, props in (
+            ("inference_properties", request.config.inference_properties),
+            ("training_properties", request.config.training_properties),
+        )
+        if props is not None and props.docker_registry is not None and props.docker_registry.password
+    }
+    return {
+        "model_files": request.model_files,
+        "private_packages": request.private_packages or [],
+        "docker_passwords": passwords,
+    }
+
+
+def register(
+    *,
+    body: Any,
+    name: str,
+    version: str,
+    caller: Principal,
+    store: RegistrationStore,
+    queue: JobQueue,
+    sealer: Sealer,
+    settings: Settings,
+    now: Callable[[], datetime] = utcnow,
+) -> Registration:
+    """Record a registration and enqueue its copy; replaying the same body is safe.
+
+    Raises InvalidRequest (400), Conflict (409) or Unavailable (503).
+    """
+    context = RequestContext(
+        name=name,
+        version=version,
+        owner_id=caller.id,
+        owner_name=caller.name,
+        file_names=frozenset(),
+        allowed_source_hosts=settings.allowed_source_hosts,
+        allow_insecure_sources=settings.allow_insecure_sources,
+    )
+    request = parse_registration(body, context)
+    normalized = request.model_dump(mode="json", by_alias=True, exclude={"config": {"name", "version", "owner"}})
+    digest = sealer.digest(normalized)
+    try:
+        existing = store.get(caller.id, name, version)
+        if existing is not None:
+            return _replay(existing, digest, store=store, queue=queue, settings=settings, now=now)
+        timestamp = now()
+        registration = Registration(
+            owner=caller.id,
+            name=name,
+            version=version,
+            owner_name=caller.name,
+            registration_id=uuid.uuid4().hex,
+            state=State.IN_PROGRESS,
+            message="Registration accepted; copying files",
+            private=request.config.private,
+            model_type=request.config.type,
+            description=request.config.description,
+            body_digest=digest,
+            document=_public_document(request),
+            file_names=sorted(request.model_files),
+            sealed=b"",
+            created_at=timestamp,
+            updated_at=timestamp,
+            last_progress_at=timestamp,
+        )
+        registration.sealed = sealer.seal(_secrets(request), sealing_binding(registration))
+        try:
+            store.insert(registration)
+        except AlreadyExists:  # a concurrent identical PUT won the race
+            existing = store.get(caller.id, name, version)
+            if existing is None:
+                raise Unavailable("the registration changed while it was being recorded; retry") from None
+            return _replay(existing, digest, store=store, queue=queue, settings=settings, now=now)
+    except StorageUnavailable as error:
+        raise Unavailable("the registry's storage is unavailable; retry later") from error
+    _enqueue_or_undo(registration, store, queue)
+    log.info("registration accepted: %s (%d files)", registration.key, len(registration.file_names))
+    return registration
+
+
+def _enqueue_or_undo(registration: Registration, store: RegistrationStore, queue: JobQueue) -> None:
+    try:
+        queue.send(job_for(registration))
+    except StorageUnavailable as error:
+        try:
+            store.delete(registration)
+        except Exception:  # the sweep re-enqueues it if it stays
+            log.exception("could not undo registration %s after a failed enqueue", registration.key)
+        raise Unavailable("the job queue is unavailable; nothing was registered, retry later") from error
+
+
+def _replay(
+    existing: Registration,
+    digest: str,
+    *,
+    store: RegistrationStore,
+    queue: JobQueue,
+    settings: Settings,
+    now: Callable[[], datetime],
+) -> Registration:
+    if existing.body_digest != digest:
+        raise Conflict(
+            f"model {existing.name} version {existing.version} is already registered by you "
+            "with a different request; register a new version instead"
+        )
+    if existing.state is State.FINISHED:
+        return existing
+    if existing.state is State.FAILED:
+        # Same body again after a failure: resume it (finished files are kept).
+        existing.state = State.IN_PROGRESS
+        existing.message = "Registration restarted by a repeated request"
+        existing.attempt += 1
+        existing.last_error = ""
+        existing.picked_up = False
+        existing.updated_at = existing.last_progress_at = now()
+        try:
+            store.replace(existing)
+        except ConcurrentUpdate:
+            raise Unavailable("the registration is being updated; retry") from None
+        _send(existing, queue)
+        return existing
+    # InProgress: a worker may already have it. Only a job that never started or went quiet
+    # (the app died between recording and enqueuing, or mid-copy) needs a new message.
+    quiet_since = now() - timedelta(seconds=settings.stale_after_seconds)
+    if not existing.picked_up or existing.last_progress_at < quiet_since:
+        _send(existing, queue)
+    return existing
+
+
+def _send(registration: Registration, queue: JobQueue) -> None:
+    try:
+        queue.send(job_for(registration))
+    except StorageUnavailable as error:
+        raise Unavailable("the job queue is unavailable; retry later") from error
+
+
+@dataclass(frozen=True)
+class FileStatus:
+    name: str
+    state: str
+    bytes_copied: int
+    size: int | None
+
+
+def file_statuses(registration: Registration, progress: list[FileProgress]) -> list[FileStatus]:
+    by_target = {p.target: p for p in progress}
+    result = []
+    for target in registration.file_names:
+        p = by_target.get(target) or FileProgress(index=-1, target=target, state=FileState.PENDING)
+        result.append(FileStatus(target, p.state.value, p.bytes_copied, p.size))
+    return result
+
+
+def find_own(store: RegistrationStore, caller: Principal, name: str, version: str) -> Registration | None:
+    """The caller's own registration; others' registrations do not exist for them."""
+    try:
+        return store.get(caller.id, name, version)
+    except StorageUnavailable as error:
+        raise Unavailable("the registry's storage is unavailable; retry later") from error
