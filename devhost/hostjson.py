@@ -94,7 +94,10 @@ def _int_option(section: Mapping[str, Any], key: str, default: int, minimum: int
         return default
     if isinstance(value, bool) or not isinstance(value, (int, str)):
         raise ValueError(f"host.json: {key} must be an integer, got {value!r}")
-    number = int(value)
+    try:
+        number = int(value)
+    except ValueError:
+        raise ValueError(f"host.json: {key} must be an integer, got {value!r}") from None
     if number < minimum:
         raise ValueError(f"host.json: {key} must be >= {minimum}, got {number}")
     return number
@@ -122,9 +125,7 @@ def parse_queue_options(section: Mapping[str, Any]) -> QueueOptions:
         batch_size=batch_size,
         new_batch_threshold=threshold,
         max_dequeue_count=_int_option(section, "maxDequeueCount", 5, 1),
-        visibility_timeout=max(
-            _timespan_option(section, "visibilityTimeout", timedelta(0)), timedelta(0)
-        ),
+        visibility_timeout=max(_timespan_option(section, "visibilityTimeout", timedelta(0)), timedelta(0)),
         max_polling_interval=max(polling, MIN_POLLING_INTERVAL),
         message_encoding=encoding,
     )

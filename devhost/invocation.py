@@ -14,11 +14,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import azure.functions as func
+from azure.functions import _abc as azf_abc
 
 log = logging.getLogger("devhost.invocation")
 
 
-class _TraceContext(func.TraceContext):
+class _TraceContext(azf_abc.TraceContext):
     def __init__(self) -> None:
         self._parent = f"00-{uuid.uuid4().hex}-{uuid.uuid4().hex[:16]}-00"
 
@@ -35,7 +36,7 @@ class _TraceContext(func.TraceContext):
         return {}
 
 
-class _RetryContext(func.RetryContext):
+class _RetryContext(azf_abc.RetryContext):
     @property
     def retry_count(self) -> int:
         return 0
@@ -78,11 +79,11 @@ class InvocationContext(func.Context):
         return self._function_directory
 
     @property
-    def trace_context(self) -> func.TraceContext:
+    def trace_context(self) -> azf_abc.TraceContext:
         return self._trace
 
     @property
-    def retry_context(self) -> func.RetryContext:
+    def retry_context(self) -> azf_abc.RetryContext:
         return self._retry
 
 
@@ -95,7 +96,9 @@ class FunctionDef:
     wants_context: bool = field(default=False)
 
     @classmethod
-    def create(cls, name: str, user_function: Callable[..., Any], trigger_param: str, directory: str) -> FunctionDef:
+    def create(
+        cls, name: str, user_function: Callable[..., Any], trigger_param: str, directory: str
+    ) -> FunctionDef:
         try:
             params = inspect.signature(user_function).parameters
         except (TypeError, ValueError):
@@ -130,17 +133,23 @@ class Invoker:
         self._in_flight = 0
         self._idle = threading.Condition()
 
-    @contextmanager
-    def track(self) -> Iterator[None]:
-        """Count work as in flight (also used around queue bookkeeping)."""
+    def begin(self) -> None:
+        """Count work as in flight (also used around queue bookkeeping and HTTP writes)."""
         with self._idle:
             self._in_flight += 1
+
+    def end(self) -> None:
+        with self._idle:
+            self._in_flight -= 1
+            self._idle.notify_all()
+
+    @contextmanager
+    def track(self) -> Iterator[None]:
+        self.begin()
         try:
             yield
         finally:
-            with self._idle:
-                self._in_flight -= 1
-                self._idle.notify_all()
+            self.end()
 
     def wait_idle(self, timeout: float) -> bool:
         with self._idle:
@@ -153,23 +162,28 @@ class Invoker:
             kwargs["context"] = InvocationContext(invocation_id, function.name, function.directory)
         log.info("Executing 'Functions.%s' (Reason='%s', Id=%s)", function.name, reason, invocation_id)
         started = time.monotonic()
-        outcome = "Failed"
         try:
             with self.track():
                 result = function.func(**kwargs)
                 if inspect.isawaitable(result):
                     # Each worker thread gets its own short-lived event loop.
                     result = asyncio.run(_await(result))
-            outcome = "Succeeded"
-            return result
-        finally:
-            duration = round((time.monotonic() - started) * 1000)
-            level = logging.INFO if outcome == "Succeeded" else logging.ERROR
-            log.log(
-                level,
-                "Executed 'Functions.%s' (%s, Id=%s, Duration=%dms)",
+        except Exception:
+            log.exception(
+                "Executed 'Functions.%s' (Failed, Id=%s, Duration=%dms)",
                 function.name,
-                outcome,
                 invocation_id,
-                duration,
+                _elapsed_ms(started),
             )
+            raise
+        log.info(
+            "Executed 'Functions.%s' (Succeeded, Id=%s, Duration=%dms)",
+            function.name,
+            invocation_id,
+            _elapsed_ms(started),
+        )
+        return result
+
+
+def _elapsed_ms(started: float) -> int:
+    return round((time.monotonic() - started) * 1000)

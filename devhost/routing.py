@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import re
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Generic, TypeVar
@@ -54,7 +54,9 @@ class Segment:
 
 
 def _split_outside_parens(text: str, sep: str) -> list[str]:
-    parts, depth, current = [], 0, []
+    parts: list[str] = []
+    current: list[str] = []
+    depth = 0
     for char in text:
         if char == "(":
             depth += 1
@@ -188,8 +190,7 @@ def _match_segment(segment: Segment, value: str, values: dict[str, str]) -> bool
         return "".join(p for p in segment.parts if isinstance(p, str)).lower() == value.lower()
     # Complex segment such as "{file}.{ext}".
     pattern = "".join(
-        f"(?P<p{i}>.+?)" if isinstance(p, Parameter) else re.escape(p)
-        for i, p in enumerate(segment.parts)
+        f"(?P<p{i}>.+)" if isinstance(p, Parameter) else re.escape(p) for i, p in enumerate(segment.parts)
     )
     match = re.fullmatch(pattern, value, re.IGNORECASE)
     if match is None:
@@ -205,9 +206,7 @@ def _match_segment(segment: Segment, value: str, values: dict[str, str]) -> bool
 def _number(value: str, integral: bool, bounds: tuple[int, int]) -> bool:
     try:
         if integral:
-            return re.fullmatch(r"[+-]?\d+", value) is not None and (
-                bounds[0] <= int(value) <= bounds[1]
-            )
+            return re.fullmatch(r"[+-]?\d+", value) is not None and (bounds[0] <= int(value) <= bounds[1])
         return math.isfinite(float(value))
     except ValueError:
         return False
@@ -218,22 +217,24 @@ def _args(constraint: str) -> list[str]:
     return [a.strip() for a in inner.split(",")]
 
 
+_SIMPLE_CONSTRAINTS: dict[str, Callable[[str], bool]] = {
+    "int": lambda v: _number(v, True, _INT32),
+    "long": lambda v: _number(v, True, _INT64),
+    "float": lambda v: _number(v, False, _INT64),
+    "double": lambda v: _number(v, False, _INT64),
+    "decimal": lambda v: _number(v, False, _INT64),
+    "alpha": lambda v: re.fullmatch(r"[A-Za-z]+", v) is not None,
+    "bool": lambda v: v.lower() in ("true", "false"),
+    "required": lambda v: v != "",
+}
+
+
 def check_constraint(constraint: str, value: str) -> bool:
     """Inline route constraints of ASP.NET Core; unknown ones are accepted."""
     name = constraint.split("(", 1)[0].strip().lower()
-    simple = {
-        "int": lambda v: _number(v, True, _INT32),
-        "long": lambda v: _number(v, True, _INT64),
-        "float": lambda v: _number(v, False, _INT64),
-        "double": lambda v: _number(v, False, _INT64),
-        "decimal": lambda v: _number(v, False, _INT64),
-        "alpha": lambda v: re.fullmatch(r"[A-Za-z]+", v) is not None,
-        "bool": lambda v: v.lower() in ("true", "false"),
-        "required": lambda v: v != "",
-    }
     try:
-        if name in simple:
-            return simple[name](value)
+        if name in _SIMPLE_CONSTRAINTS:
+            return _SIMPLE_CONSTRAINTS[name](value)
         if name == "guid":
             uuid.UUID(value)
             return True
@@ -314,4 +315,3 @@ class Router(Generic[T]):
                 return RouteMatch(entry.target, values, entry.template.text)
             allowed |= entry.methods
         return MethodNotAllowed(frozenset(allowed)) if allowed else None
-

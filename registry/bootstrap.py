@@ -28,7 +28,9 @@ class Dependencies:
     @property
     def copy_policy(self) -> CopyPolicy:
         s = self.settings
-        return CopyPolicy(s.copy_block_size, s.copy_concurrency, s.copy_time_budget_seconds, s.copy_lease_seconds)
+        return CopyPolicy(
+            s.copy_block_size, s.copy_concurrency, s.copy_time_budget_seconds, s.copy_lease_seconds
+        )
 
 
 def build(settings: Settings) -> Dependencies:

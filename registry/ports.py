@@ -53,5 +53,3 @@ class BlobCopier(Protocol):
 
     def commit(self, path: str, block_ids: list[str], content_md5: str) -> int:
         """Put Block List; returns the committed blob's size."""
-
-

@@ -56,6 +56,7 @@ class Registration:
     lease_id: str = ""
     lease_until: datetime = EPOCH
     attempt: int = 1
+    takeovers: int = 0
     last_error: str = ""
     etag: str | None = field(default=None, compare=False)
 

@@ -100,6 +100,10 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         raise SettingsError(
             f"set {STORAGE_CONNECTION} (a connection string) or {STORAGE_CONNECTION}__accountName"
         )
+    budget = _number(env, "REGISTRY_COPY_TIME_BUDGET_SECONDS", 200, 0.1)
+    lease = _number(env, "REGISTRY_COPY_LEASE_SECONDS", 270, 1)
+    if lease <= budget:
+        raise SettingsError("REGISTRY_COPY_LEASE_SECONDS must exceed REGISTRY_COPY_TIME_BUDGET_SECONDS")
     hosts = env.get("REGISTRY_ALLOWED_SOURCE_HOSTS", "*.blob.core.windows.net")
     return Settings(
         storage_connection_string=connection_string,
@@ -117,8 +121,8 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         allow_insecure_sources=allow_insecure,
         copy_block_size=int(_number(env, "REGISTRY_COPY_BLOCK_MIB", 8, 1) * 1024 * 1024),
         copy_concurrency=int(_number(env, "REGISTRY_COPY_CONCURRENCY", 8, 1)),
-        copy_time_budget_seconds=_number(env, "REGISTRY_COPY_TIME_BUDGET_SECONDS", 240, 0.1),
-        copy_lease_seconds=_number(env, "REGISTRY_COPY_LEASE_SECONDS", 300, 1),
+        copy_time_budget_seconds=budget,
+        copy_lease_seconds=lease,
         stale_after_seconds=_number(env, "REGISTRY_STALE_AFTER_SECONDS", 900, 1),
     )
 

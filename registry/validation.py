@@ -22,7 +22,6 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
-    model_validator,
 )
 
 IDENTIFIER_RULE = "1-128 letters, digits, '.', '_' or '-', starting with a letter or digit"
@@ -149,7 +148,7 @@ def _require_file(value: str, info: ValidationInfo, *, suffixes: tuple[str, ...]
     if not value.lower().endswith(suffixes):
         raise ValueError(f"{what} must name a {' or '.join(suffixes)} file")
     if value not in _context(info).file_names:
-        raise ValueError(f"{what} {value!r} must be a key of model_files")
+        raise ValueError(f"{what} must be a key of model_files")
     return value
 
 
@@ -172,7 +171,9 @@ class InferenceProperties(_Strict):
         _require_file(value, info, suffixes=(".py",), what="entry_script")
         stem = value.rsplit("/", 1)[-1][: -len(".py")]
         if not stem.isidentifier() or keyword.iskeyword(stem):
-            raise ValueError(f"entry_script {value!r} must be named as a Python module (e.g. score.py)")
+            raise ValueError(
+                "entry_script must be named as a Python module (letters, digits, '_'; e.g. score.py)"
+            )
         if stem == "entry":
             raise ValueError("entry_script must not be named entry.py (reserved by the runtime)")
         return value
@@ -181,14 +182,6 @@ class InferenceProperties(_Strict):
     @classmethod
     def _conda_env(cls, value: str, info: ValidationInfo) -> str:
         return _require_file(value, info, suffixes=(".yml", ".yaml"), what="conda_env")
-
-    @model_validator(mode="after")
-    def _environment(self) -> InferenceProperties:
-        if self.conda_env is None and self.docker_image is None:
-            raise ValueError("at least one of conda_env or docker_image is required")
-        if self.docker_registry is not None and self.docker_image is None:
-            raise ValueError("docker_registry requires docker_image")
-        return self
 
 
 ArgumentValue = Annotated[str | int | float | bool | None, Field()]
@@ -225,6 +218,12 @@ class ModelConfig(_Strict):
         return value
 
 
+def _image_file(value: str, info: ValidationInfo) -> str:
+    if value not in _context(info).file_names:
+        raise ValueError("must be a key of model_files")
+    return value
+
+
 class ModelMetainfo(_Strict):
     input_types: Annotated[list[DataType], Field(min_length=1)]
     input_languages: list[Language] | None = None
@@ -234,39 +233,12 @@ class ModelMetainfo(_Strict):
     output_description: Annotated[str, Field(min_length=1, max_length=10_000)]
     num_params: Annotated[int, BeforeValidator(_positive_whole_number), Field(gt=0)]
     index_page_file: str
-    images: list[str] | None = None
+    images: list[Annotated[str, AfterValidator(_image_file)]] | None = None
 
     @field_validator("index_page_file")
     @classmethod
     def _index_page(cls, value: str, info: ValidationInfo) -> str:
         return _require_file(value, info, suffixes=(".md",), what="index_page_file")
-
-    @field_validator("images")
-    @classmethod
-    def _images(cls, value: list[str], info: ValidationInfo) -> list[str]:
-        missing = [image for image in value if image not in _context(info).file_names]
-        if missing:
-            raise ValueError(f"images {missing!r} must be keys of model_files")
-        return value
-
-    @model_validator(mode="after")
-    def _languages(self) -> ModelMetainfo:
-        problems = []
-        for side in ("input", "output"):
-            types = set(getattr(self, f"{side}_types"))
-            languages = getattr(self, f"{side}_languages")
-            if types & LANGUAGE_TYPES and not languages:
-                problems.append(
-                    f"{side}_languages is required and non-empty when {side}_types "
-                    "includes SOURCE_CODE or NATURAL_LANGUAGE"
-                )
-            if not types & LANGUAGE_TYPES and languages:
-                problems.append(
-                    f"{side}_languages applies only to SOURCE_CODE or NATURAL_LANGUAGE {side}_types"
-                )
-        if problems:
-            raise ValueError("; ".join(problems))
-        return self
 
 
 class RegistrationRequest(_Strict):
@@ -300,6 +272,11 @@ _FRIENDLY = {
 }
 
 
+def _safe_key(key: str) -> str:
+    # A key that is really a URL must not echo its query string (a SAS) back.
+    return key.split("?", 1)[0] + ("?..." if "?" in key else "")
+
+
 def _field_path(loc: tuple[int | str, ...]) -> str:
     path = ""
     for part in loc:
@@ -308,7 +285,7 @@ def _field_path(loc: tuple[int | str, ...]) -> str:
         if isinstance(part, int):
             path += f"[{part}]"
         elif path.startswith("model_files") or path.endswith("args"):
-            path += f"[{part!r}]"
+            path += f"[{_safe_key(part)!r}]"
         else:
             path += f".{part}" if path else part
     return path or "body"
@@ -330,6 +307,46 @@ def validate_identifiers(**values: str) -> None:
         raise InvalidRequest(errors)
 
 
+def _cross_field_errors(body: dict[str, Any]) -> list[FieldError]:
+    """Rules that span fields, checked on the raw body so they are reported with all the others."""
+    errors = []
+    config = body.get("model_config")
+    for section in ("inference_properties", "training_properties"):
+        props = config.get(section) if isinstance(config, dict) else None
+        if not isinstance(props, dict):
+            continue
+        if props.get("conda_env") is None and props.get("docker_image") is None:
+            errors.append(
+                FieldError(f"model_config.{section}", "at least one of conda_env or docker_image is required")
+            )
+        if props.get("docker_registry") is not None and props.get("docker_image") is None:
+            errors.append(FieldError(f"model_config.{section}.docker_registry", "requires docker_image"))
+    meta = body.get("model_metainfo")
+    if not isinstance(meta, dict):
+        return errors
+    for side in ("input", "output"):
+        types = meta.get(f"{side}_types")
+        if not isinstance(types, list):
+            continue
+        languages = meta.get(f"{side}_languages")
+        wants_languages = bool(LANGUAGE_TYPES.intersection(t for t in types if isinstance(t, str)))
+        if wants_languages and not languages:
+            errors.append(
+                FieldError(
+                    f"model_metainfo.{side}_languages",
+                    f"required and non-empty when {side}_types includes SOURCE_CODE or NATURAL_LANGUAGE",
+                )
+            )
+        if languages and not wants_languages:
+            errors.append(
+                FieldError(
+                    f"model_metainfo.{side}_languages",
+                    f"applies only when {side}_types includes SOURCE_CODE or NATURAL_LANGUAGE",
+                )
+            )
+    return errors
+
+
 def parse_registration(body: Any, context: RequestContext) -> RegistrationRequest:
     """Validate a decoded JSON body; raise InvalidRequest naming every violated field and rule."""
     validate_identifiers(name=context.name, version=context.version)
@@ -338,7 +355,11 @@ def parse_registration(body: Any, context: RequestContext) -> RegistrationReques
     files = body.get("model_files")
     names = frozenset(k for k in files if isinstance(k, str)) if isinstance(files, dict) else frozenset()
     bound = RequestContext(**{**context.__dict__, "file_names": names})
+    cross_field = _cross_field_errors(body)
     try:
-        return RegistrationRequest.model_validate(body, context=bound)
+        request = RegistrationRequest.model_validate(body, context=bound)
     except ValidationError as error:
-        raise InvalidRequest(field_errors(error)) from None
+        raise InvalidRequest(field_errors(error) + cross_field) from None
+    if cross_field:
+        raise InvalidRequest(cross_field)
+    return request

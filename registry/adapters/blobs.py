@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 
 from azure.core.exceptions import AzureError, HttpResponseError
-from azure.storage.blob import BlobClient, ContainerClient, ContentSettings
+from azure.storage.blob import BlobBlock, BlobClient, ContainerClient, ContentSettings
 
 from registry.adapters.errors import ignore_exists, is_transient_status, storage_errors
 from registry.records import NotFound, SourceError, SourceInfo
@@ -24,7 +24,9 @@ def _source_error(error: AzureError) -> SourceError:
     """Classify a failure to read a source. Never quote the service's text: it may echo the URL."""
     status = error.status_code if isinstance(error, HttpResponseError) else None
     if is_transient_status(status):
-        return SourceError(f"the source could not be reached ({status or type(error).__name__})", permanent=False)
+        return SourceError(
+            f"the source could not be reached ({status or type(error).__name__})", permanent=False
+        )
     reason = _SOURCE_REASONS.get(status or 0, f"the source could not be read ({status})")
     return SourceError(reason, permanent=True)
 
@@ -75,13 +77,16 @@ class AzureBlobCopier:
             except HttpResponseError as error:
                 # Failures of the source come back as CannotVerifyCopySource with its status;
                 # anything else is the destination's own fault and maps as a storage error.
-                if "CopySource" in str(error.error_code or ""):
+                code = getattr(error, "error_code", None)
+                if "CopySource" in str(getattr(code, "value", code)):
                     raise _source_error(error) from None
                 raise
 
     def commit(self, path: str, block_ids: list[str], content_md5: str) -> int:
-        settings = ContentSettings(content_md5=bytearray(base64.b64decode(content_md5))) if content_md5 else None
+        settings = (
+            ContentSettings(content_md5=bytearray(base64.b64decode(content_md5))) if content_md5 else None
+        )
         blob = self._container.get_blob_client(path)
         with storage_errors():
-            blob.commit_block_list(block_ids, content_settings=settings)
+            blob.commit_block_list([BlobBlock(block_id) for block_id in block_ids], content_settings=settings)
             return int(blob.get_blob_properties().size)

@@ -28,8 +28,8 @@ def storage_errors(*, missing_is_conflict: bool = False) -> Iterator[None]:
     """Map SDK errors: exists → AlreadyExists, 412 → ConcurrentUpdate, passing faults → retry."""
     try:
         yield
-    except ResourceExistsError as error:
-        raise AlreadyExists(str(error.error_code or "exists")) from None
+    except ResourceExistsError:
+        raise AlreadyExists() from None
     except ResourceModifiedError:
         raise ConcurrentUpdate() from None
     except ResourceNotFoundError:

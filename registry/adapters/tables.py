@@ -57,6 +57,7 @@ def _registration_entity(r: Registration) -> dict[str, Any]:
         "lease_id": r.lease_id,
         "lease_until": r.lease_until,
         "attempt": r.attempt,
+        "takeovers": r.takeovers,
         "last_error": r.last_error,
     }
     _put_chunks(entity, "document", zlib.compress(json.dumps(r.document).encode()))
@@ -69,7 +70,9 @@ def _registration_entity(r: Registration) -> dict[str, Any]:
 
 def _registration(entity: Any) -> Registration:
     names = entity.get("file_names")
-    file_names = json.loads(names) if names else json.loads(zlib.decompress(_get_chunks(entity, "file_names_z")))
+    file_names = (
+        json.loads(names) if names else json.loads(zlib.decompress(_get_chunks(entity, "file_names_z")))
+    )
     return Registration(
         owner=entity["owner"],
         name=entity["name"],
@@ -92,6 +95,7 @@ def _registration(entity: Any) -> Registration:
         lease_id=entity.get("lease_id", ""),
         lease_until=entity.get("lease_until") or EPOCH,
         attempt=int(entity.get("attempt", 1)),
+        takeovers=int(entity.get("takeovers", 0)),
         last_error=entity.get("last_error", ""),
         etag=entity.metadata["etag"],
     )

@@ -31,6 +31,7 @@ def copy_worker(msg: func.QueueMessage) -> None:
         copier=deps.copier,
         sealer=deps.sealer,
         policy=deps.copy_policy,
+        redelivered=(msg.dequeue_count or 1) > 1,
     )
     log.info("copy job %s (delivery %s): %s", msg.id, msg.dequeue_count, outcome.value)
 

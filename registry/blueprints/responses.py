@@ -57,7 +57,9 @@ def read_json(req: func.HttpRequest, max_bytes: int) -> tuple[Any, func.HttpResp
         return None, error(413, "Request too large", f"the body must be at most {max_bytes} bytes")
     content_type = (req.headers.get("content-type") or "application/json").split(";")[0].strip().lower()
     if content_type != "application/json" and not content_type.endswith("+json"):
-        return None, error(415, "Unsupported media type", "the body must be JSON (Content-Type: application/json)")
+        return None, error(
+            415, "Unsupported media type", "the body must be JSON (Content-Type: application/json)"
+        )
     try:
         return json.loads(body), None
     except (UnicodeDecodeError, json.JSONDecodeError) as problem:

@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 
 MAX_BLOCKS = 50_000  # per blob, a Blob Storage limit
 MIB = 1024 * 1024
+MAX_TAKEOVERS = 5  # workers that died holding the lease, in a row, before the copy is given up
 
 
 class Outcome(StrEnum):
@@ -86,9 +87,9 @@ class _LeaseLost(Exception):
 
 
 class _Failed(Exception):
-    def __init__(self, target: str, reason: str) -> None:
-        super().__init__(f"copying {target!r} failed: {reason}")
-        self.target = target
+    def __init__(self, progress: FileProgress, reason: str) -> None:
+        super().__init__(f"copying {progress.target!r} failed: {reason}")
+        self.progress = progress
         self.reason = reason
 
 
@@ -131,6 +132,7 @@ class _Slice:
         self.clock = clock
         self.deadline = clock() + policy.time_budget_seconds
         self.next_checkpoint = clock() + policy.checkpoint_seconds
+        self.progressed = False
 
     def out_of_time(self) -> bool:
         return self.clock() >= self.deadline
@@ -170,21 +172,22 @@ class _Slice:
             info = self.copier.source_info(copy.url)
         except SourceError as error:
             if error.permanent:
-                raise _Failed(copy.progress.target, error.reason) from None
+                raise _Failed(copy.progress, error.reason) from None
             raise
         pinned = copy.progress.source_etag
         if pinned and (info.etag != pinned or info.size != copy.progress.size):
-            raise _Failed(copy.progress.target, "the source changed during the copy")
+            raise _Failed(copy.progress, "the source changed during the copy")
         return info
 
     def complete(self, copy: _FileCopy) -> None:
         self._source(copy)  # the version pinned at the start is still the one staged
         size = self.copier.commit(copy.path, copy.ids, copy.progress.content_md5)
         if size != copy.progress.size:
-            raise _Failed(copy.progress.target, f"copied {size} bytes, expected {copy.progress.size}")
+            raise _Failed(copy.progress, f"copied {size} bytes, expected {copy.progress.size}")
         self._finish(copy, size)
 
     def _finish(self, copy: _FileCopy, size: int) -> None:
+        self.progressed = True
         copy.progress.state = FileState.FINISHED
         copy.progress.bytes_copied = size
         self._save(copy.progress)
@@ -206,7 +209,8 @@ class _Slice:
         pool = ThreadPoolExecutor(self.policy.concurrency, thread_name_prefix="copy")
         try:
             while True:
-                while len(futures) < self.policy.concurrency and not self.out_of_time():
+                # Every slice does some work, however small its budget, so that it always progresses.
+                while len(futures) < self.policy.concurrency and not (self.progressed and self.out_of_time()):
                     copy = next((c for c in active if c.pending), None)
                     if copy is None:
                         if not todo:
@@ -226,6 +230,7 @@ class _Slice:
                     )
                     futures[future] = (copy, index)
                     copy.in_flight += 1
+                    self.progressed = True
                 if not futures:
                     break
                 done, _ = wait(futures, timeout=1.0, return_when=FIRST_COMPLETED)
@@ -252,7 +257,7 @@ class _Slice:
             future.result()
         except SourceError as error:
             if error.permanent:
-                raise _Failed(copy.progress.target, error.reason) from None
+                raise _Failed(copy.progress, error.reason) from None
             raise
         copy.progress.bytes_copied += copy.block_range(index)[1]
         copy.dirty = True
@@ -264,7 +269,9 @@ class _Slice:
                 copy.dirty = False
         registration = self.registration
         registration.last_progress_at = self.now()
-        registration.lease_until = registration.last_progress_at + timedelta(seconds=self.policy.lease_seconds)
+        registration.lease_until = registration.last_progress_at + timedelta(
+            seconds=self.policy.lease_seconds
+        )
         try:
             self.store.replace(registration)
         except ConcurrentUpdate:
@@ -301,9 +308,11 @@ def process_job(
     policy: CopyPolicy,
     now: Callable[[], datetime] = utcnow,
     clock: Callable[[], float] = time.monotonic,
+    redelivered: bool = False,
 ) -> Outcome:
     """Work on one job message for at most the policy's time budget.
 
+    `redelivered`: the queue delivered this message before (an earlier attempt died or failed).
     Transient failures are raised (after the lease is released) so that the message is retried.
     """
     registration = store.get(job.owner, job.name, job.version)
@@ -314,11 +323,24 @@ def process_job(
     ):
         return Outcome.IGNORED
     if registration.lease_id and registration.lease_until > now():
-        quiet_for = (now() - registration.last_progress_at).total_seconds()
-        if quiet_for > 2 * policy.checkpoint_seconds:
-            # The holder stopped checkpointing (it probably died): come back when its lease ends.
+        if redelivered:
+            # An earlier delivery of this very message died holding the lease (a first delivery
+            # is a duplicate, and its holder's own message comes back if the holder dies):
+            # come back when the lease lapses.
             queue.send(job, delay_seconds=(registration.lease_until - now()).total_seconds() + 1)
         return Outcome.BUSY
+    if registration.lease_id:
+        # Taking over a lease that was never released: its holder died mid-slice.
+        registration.takeovers += 1
+        if registration.takeovers > MAX_TAKEOVERS:
+            _end(
+                registration,
+                store,
+                State.FAILED,
+                "Copy failed: the worker died repeatedly while copying",
+                now,
+            )
+            return Outcome.FAILED
     registration.lease_id = uuid.uuid4().hex
     registration.lease_until = now() + timedelta(seconds=policy.lease_seconds)
     registration.picked_up = True
@@ -337,7 +359,18 @@ def process_job(
     except ConcurrentUpdate:
         return Outcome.LOST
     except _Failed as failure:
-        _end(registration, store, State.FAILED, f"Copying '{failure.target}' failed: {failure.reason}", now)
+        failure.progress.state, failure.progress.error = FileState.FAILED, failure.reason
+        try:
+            store.replace_file(registration, failure.progress)
+        except ConcurrentUpdate:
+            return Outcome.LOST
+        _end(
+            registration,
+            store,
+            State.FAILED,
+            f"Copying '{failure.progress.target}' failed: {failure.reason}",
+            now,
+        )
         log.warning("registration %s failed: %s", registration.key, failure)
         return Outcome.FAILED
     except (SourceError, StorageUnavailable) as error:
@@ -359,6 +392,7 @@ def _release(
 ) -> bool:
     registration.lease_id = ""
     registration.lease_until = EPOCH
+    registration.takeovers = 0
     registration.last_progress_at = now()
     if last_error:
         registration.last_error = last_error
@@ -370,7 +404,11 @@ def _release(
 
 
 def _end(
-    registration: Registration, store: RegistrationStore, state: State, message: str, now: Callable[[], datetime]
+    registration: Registration,
+    store: RegistrationStore,
+    state: State,
+    message: str,
+    now: Callable[[], datetime],
 ) -> None:
     registration.state = state
     registration.message = message

@@ -101,38 +101,38 @@ def register(
         allow_insecure_sources=settings.allow_insecure_sources,
     )
     request = parse_registration(body, context)
-    normalized = request.model_dump(mode="json", by_alias=True, exclude={"config": {"name", "version", "owner"}})
+    normalized = request.model_dump(
+        mode="json", by_alias=True, exclude={"config": {"name", "version", "owner"}}
+    )
     digest = sealer.digest(normalized)
+    timestamp = now()
+    registration = Registration(
+        owner=caller.id,
+        name=name,
+        version=version,
+        owner_name=caller.name,
+        registration_id=uuid.uuid4().hex,
+        state=State.IN_PROGRESS,
+        message="Registration accepted; copying files",
+        private=request.config.private,
+        model_type=request.config.type,
+        description=request.config.description,
+        body_digest=digest,
+        document=_public_document(request),
+        file_names=sorted(request.model_files),
+        sealed=b"",
+        created_at=timestamp,
+        updated_at=timestamp,
+        last_progress_at=timestamp,
+    )
+    registration.sealed = sealer.seal(_secrets(request), sealing_binding(registration))
     try:
-        existing = store.get(caller.id, name, version)
-        if existing is not None:
-            return _replay(existing, digest, store=store, queue=queue, settings=settings, now=now)
-        timestamp = now()
-        registration = Registration(
-            owner=caller.id,
-            name=name,
-            version=version,
-            owner_name=caller.name,
-            registration_id=uuid.uuid4().hex,
-            state=State.IN_PROGRESS,
-            message="Registration accepted; copying files",
-            private=request.config.private,
-            model_type=request.config.type,
-            description=request.config.description,
-            body_digest=digest,
-            document=_public_document(request),
-            file_names=sorted(request.model_files),
-            sealed=b"",
-            created_at=timestamp,
-            updated_at=timestamp,
-            last_progress_at=timestamp,
-        )
-        registration.sealed = sealer.seal(_secrets(request), sealing_binding(registration))
         try:
+            # Insert first: a new registration (the common case) costs one write and one enqueue.
             store.insert(registration)
-        except AlreadyExists:  # a concurrent identical PUT won the race
+        except AlreadyExists:
             existing = store.get(caller.id, name, version)
-            if existing is None:
+            if existing is None:  # deleted in between
                 raise Unavailable("the registration changed while it was being recorded; retry") from None
             return _replay(existing, digest, store=store, queue=queue, settings=settings, now=now)
     except StorageUnavailable as error:
@@ -181,7 +181,15 @@ def _replay(
             store.replace(existing)
         except ConcurrentUpdate:
             raise Unavailable("the registration is being updated; retry") from None
-        _send(existing, queue)
+        try:
+            _send(existing, queue)
+        except Unavailable:
+            existing.state, existing.message = State.FAILED, "Restart failed: the job queue is unavailable"
+            try:
+                store.replace(existing)
+            except Exception:  # the sweep re-enqueues it if it stays InProgress
+                log.exception("could not undo the restart of %s", existing.key)
+            raise
         return existing
     # InProgress: a worker may already have it. Only a job that never started or went quiet
     # (the app died between recording and enqueuing, or mid-copy) needs a new message.

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from registry.ports import JobQueue, RegistrationStore
-from registry.records import ConcurrentUpdate, utcnow
+from registry.records import ConcurrentUpdate, StorageUnavailable, utcnow
 from registry.services.registration import job_for
 
 log = logging.getLogger(__name__)
@@ -32,7 +32,11 @@ def requeue_stale(
             store.replace(registration)
         except ConcurrentUpdate:
             continue
-        queue.send(job_for(registration))
+        try:
+            queue.send(job_for(registration))
+        except StorageUnavailable:
+            log.warning("could not requeue %s; the next sweep tries again", registration.key)
+            continue
         requeued += 1
         log.warning("requeued quiet registration %s", registration.key)
     return requeued

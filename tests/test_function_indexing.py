@@ -1,0 +1,59 @@
+"""What the Functions host indexes from function_app.py: every function, route, method and trigger."""
+
+from __future__ import annotations
+
+import inspect
+import json
+from typing import Any
+
+import function_app
+
+# The worker indexes once per process (a second get_functions() reports duplicates): so do we.
+FUNCTIONS = function_app.app.get_functions()
+
+
+def _indexed() -> dict[str, dict[str, Any]]:
+    # The Python worker sends each function's JSON (its bindings) to the host: read the same.
+    functions = {}
+    for function in FUNCTIONS:
+        document = json.loads(function.get_function_json())
+        triggers = [b for b in document["bindings"] if b["type"].endswith("Trigger")]
+        assert len(triggers) == 1, f"{function.get_function_name()} must have exactly one trigger"
+        functions[function.get_function_name()] = {"script": document["scriptFile"], **triggers[0]}
+    return functions
+
+
+def test_the_app_declares_exactly_the_registry_functions_with_their_triggers() -> None:
+    indexed = _indexed()
+    summary = {
+        name: (
+            b["type"],
+            b.get("route") or b.get("queueName") or b.get("schedule"),
+            tuple(b.get("methods", ())),
+        )
+        for name, b in indexed.items()
+    }
+
+    assert summary == {
+        "register_model": ("httpTrigger", "v1.0/model/{name}/{version}", ("PUT",)),
+        "registration_status": ("httpTrigger", "v1.0/model/{name}/{version}/status", ("GET",)),
+        "copy_worker": ("queueTrigger", "registration-jobs", ()),
+        "copy_poisoned": ("queueTrigger", "registration-jobs-poison", ()),
+        "requeue_quiet_registrations": ("timerTrigger", "0 */5 * * * *", ()),
+    }
+    assert all(b["script"] == "function_app.py" for b in indexed.values())
+
+
+def test_http_functions_leave_authentication_to_easy_auth_and_queues_use_the_host_storage() -> None:
+    indexed = _indexed()
+    http = [b for b in indexed.values() if b["type"] == "httpTrigger"]
+    queues = [b for b in indexed.values() if b["type"] == "queueTrigger"]
+
+    assert {b["authLevel"] for b in http} == {"ANONYMOUS"}
+    assert {b["connection"] for b in queues} == {"AzureWebJobsStorage"}
+
+
+def test_every_function_takes_its_trigger_binding_by_name() -> None:
+    for function in FUNCTIONS:
+        parameters = inspect.signature(function.get_user_function()).parameters
+        assert list(parameters) == [function.get_trigger().name], function.get_function_name()
