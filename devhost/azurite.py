@@ -31,6 +31,8 @@ class Azurite:
     process: subprocess.Popen[str]
     ports: dict[str, int]
     host: str = "127.0.0.1"
+    # Azurite waits for open connections before it exits; data kept on disk deserves the wait.
+    stop_grace_seconds: float = 10.0
 
     def endpoint(self, service: str, account: str = REGISTRY_ACCOUNT[0]) -> str:
         return f"http://{self.host}:{self.ports[service]}/{account}"
@@ -48,7 +50,7 @@ class Azurite:
         if self.process.poll() is None:
             self.process.terminate()
             try:
-                self.process.wait(timeout=10)
+                self.process.wait(timeout=self.stop_grace_seconds)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
@@ -112,4 +114,4 @@ def start_azurite(
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()
             raise RuntimeError("Azurite did not start:\n" + "".join(output))
-    return Azurite(process, ports)
+    return Azurite(process, ports, stop_grace_seconds=1.0 if location is None else 10.0)

@@ -6,7 +6,6 @@ import base64
 import contextlib
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -24,11 +23,9 @@ import pytest
 from azure.core.exceptions import ResourceExistsError
 from azure.storage.queue import QueueClient
 
+from devhost.azurite import Azurite
+
 REPO = Path(__file__).resolve().parents[2]
-NODE = REPO / "node_modules" / "node" / "bin" / "node"
-AZURITE = REPO / "node_modules" / "azurite" / "dist" / "src" / "azurite.js"
-ACCOUNT_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFr2XbmKuX+Y4H06/vZa8TcRyBR8T8vLQFdKrTw=="
-_LISTENING = re.compile(r"Azurite (Blob|Queue|Table) service is successfully listening at http://[^:]+:(\d+)")
 
 APP = """
 import json
@@ -127,34 +124,8 @@ def _read_lines_until(
 
 
 @pytest.fixture(scope="module")
-def storage_connection(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    location = tmp_path_factory.mktemp("azurite")
-    args = [str(NODE), str(AZURITE), "--silent", "--location", str(location)]
-    args += ["--blobPort", "0", "--queuePort", "0", "--tablePort", "0", "--skipApiVersionCheck", "--loose"]
-    # Azurite 3.37's built-in fallback account rejects the well-known key; declaring it works.
-    env = {**os.environ, "AZURITE_ACCOUNTS": f"devstoreaccount1:{ACCOUNT_KEY}"}
-    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-    try:
-        lines = _read_lines_until(
-            process, lambda seen: sum(bool(_LISTENING.search(x)) for x in seen) == 3, timeout=30
-        )
-        ports = {m[1].lower(): int(m[2]) for m in map(_LISTENING.search, lines) if m}
-        assert set(ports) == {"blob", "queue", "table"}, lines
-        yield (
-            "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
-            f"AccountKey={ACCOUNT_KEY};"
-            f"BlobEndpoint=http://127.0.0.1:{ports['blob']}/devstoreaccount1;"
-            f"QueueEndpoint=http://127.0.0.1:{ports['queue']}/devstoreaccount1;"
-            f"TableEndpoint=http://127.0.0.1:{ports['table']}/devstoreaccount1;"
-        )
-    finally:
-        # Azurite lingers on open keep-alive connections; its data is throwaway, so don't wait long.
-        os.kill(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=2)
-        except subprocess.TimeoutExpired:
-            os.kill(process.pid, signal.SIGKILL)
-            process.wait()
+def storage_connection(azurite: Azurite) -> str:
+    return azurite.connection_string()
 
 
 @dataclass
