@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from functools import cache
 
 from azure.data.tables import TableServiceClient
-from azure.storage.blob import ContainerClient
+from azure.storage.blob import BlobServiceClient
 from azure.storage.queue import QueueClient, TextBase64EncodePolicy
 
 from registry.adapters.blobs import AzureBlobCopier
@@ -37,7 +37,7 @@ def build(settings: Settings) -> Dependencies:
     if settings.storage_connection_string:
         conn = settings.storage_connection_string
         tables = TableServiceClient.from_connection_string(conn)
-        container = ContainerClient.from_connection_string(conn, settings.models_container)
+        blobs = BlobServiceClient.from_connection_string(conn)
         queue = QueueClient.from_connection_string(
             conn, settings.jobs_queue, message_encode_policy=TextBase64EncodePolicy()
         )
@@ -47,9 +47,7 @@ def build(settings: Settings) -> Dependencies:
         credential = DefaultAzureCredential(managed_identity_client_id=settings.storage_client_id)
         account = settings.storage_account_name
         tables = TableServiceClient(f"https://{account}.table.core.windows.net", credential=credential)
-        container = ContainerClient(
-            f"https://{account}.blob.core.windows.net", settings.models_container, credential=credential
-        )
+        blobs = BlobServiceClient(f"https://{account}.blob.core.windows.net", credential=credential)
         queue = QueueClient(
             f"https://{account}.queue.core.windows.net",
             settings.jobs_queue,
@@ -58,9 +56,15 @@ def build(settings: Settings) -> Dependencies:
         )
     deps = Dependencies(
         settings=settings,
-        store=TableRegistrationStore.create(tables, settings.registrations_table, settings.files_table),
+        store=TableRegistrationStore.create(
+            tables,
+            settings.registrations_table,
+            settings.files_table,
+            settings.catalog_table,
+            settings.changes_table,
+        ),
         queue=StorageJobQueue(queue),
-        copier=AzureBlobCopier(container),
+        copier=AzureBlobCopier(blobs.get_container_client(settings.models_container), blobs),
         sealer=Sealer(settings.sealing_key),
     )
     if settings.storage_connection_string:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from datetime import datetime
-from typing import Protocol
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import datetime, timedelta
+from typing import Any, Protocol
 
-from registry.records import CopyJob, FileProgress, Registration, SourceInfo
+from registry.records import CopyJob, FileProgress, ModelFilter, ModelSummary, Registration, SourceInfo
 
 
 class RegistrationStore(Protocol):
@@ -29,6 +29,25 @@ class RegistrationStore(Protocol):
 
     def stale_in_progress(self, before: datetime) -> Iterable[Registration]:
         """InProgress registrations whose last progress is older than `before`."""
+
+    def publish(self, registration: Registration) -> None:
+        """List it publicly (idempotent)."""
+
+    def unpublish(self, registration: Registration) -> None:
+        """Take it off the public list; NotFound if it was not there."""
+
+    def own_models(self, owner: str, after: str, filters: ModelFilter) -> Iterator[ModelSummary]:
+        """The owner's registrations in key order after `after` (a sort_key without owner)."""
+
+    def public_models(self, after: str, filters: ModelFilter, exclude_owner: str) -> Iterator[ModelSummary]:
+        """Publicly listed models of other owners, in key order after `after` (a full sort_key)."""
+
+    def record_change(self, registration: Registration, change: dict[str, Any]) -> None: ...
+
+    def changes(self, registration: Registration) -> list[dict[str, Any]]: ...
+
+    def forget(self, registration: Registration) -> None:
+        """Delete the registration, its file progress, its listing and its change log."""
 
 
 class JobQueue(Protocol):
@@ -53,3 +72,16 @@ class BlobCopier(Protocol):
 
     def commit(self, path: str, block_ids: list[str], content_md5: str) -> int:
         """Put Block List; returns the committed blob's size."""
+
+
+class ModelFiles(Protocol):
+    """Registered files in the private container, for readers."""
+
+    def exists(self, path: str) -> bool: ...
+
+    def read(self, path: str, max_bytes: int) -> bytes | None: ...
+
+    def read_url(self, path: str, ttl: timedelta) -> str:
+        """A short-lived read-only URL of the file."""
+
+    def delete_prefix(self, prefix: str) -> int: ...

@@ -58,11 +58,27 @@ class Registration:
     attempt: int = 1
     takeovers: int = 0
     last_error: str = ""
+    # Set once the model's files were all copied: from then on a public model is listed.
+    finished_once: bool = False
+    parent: dict[str, str] | None = None  # the model this one was cloned from
+    last_change: dict[str, Any] | None = None  # who changed what, when (visibility, updates)
     etag: str | None = field(default=None, compare=False)
 
     @property
     def key(self) -> str:
         return f"{self.owner}:{self.name}:{self.version}"
+
+    @property
+    def listed_publicly(self) -> bool:
+        return not self.private and self.finished_once
+
+    def visible_to(self, caller_id: str) -> bool:
+        """A private model exists only for its owner; a public one once its files are there."""
+        return caller_id == self.owner or self.listed_publicly
+
+    @property
+    def trainable(self) -> bool:
+        return "training_properties" in self.document.get("model_config", {})
 
     def blob_path(self, target: str) -> str:
         return f"{self.owner}/{self.name}/{self.version}/{target}"
@@ -124,6 +140,52 @@ class SourceInfo:
     size: int
     etag: str
     content_md5: str = ""
+
+
+DATA_TYPES = ("SOURCE_CODE", "NATURAL_LANGUAGE", "CLASS_LABEL", "OTHER")
+
+
+@dataclass(frozen=True)
+class ModelFilter:
+    """List filters; None means "any"."""
+
+    name: str | None = None
+    version: str | None = None
+    owner: str | None = None
+    type: str | None = None
+    trainable: bool | None = None
+    input_type: str | None = None
+    output_type: str | None = None
+    language: str | None = None
+
+
+@dataclass(frozen=True)
+class ModelSummary:
+    """One model in a list: what listing shows, read without the model's full document."""
+
+    name: str
+    version: str
+    owner: str
+    owner_name: str
+    type: str
+    description: str
+    private: bool
+    state: str
+    trainable: bool
+    languages: tuple[str, ...]
+    parent_model: dict[str, str] | None
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def sort_key(self) -> str:
+        return sort_key(self.name, self.version, self.owner)
+
+
+def sort_key(name: str, version: str, owner: str = "") -> str:
+    """Table keys that sort as the (name, version, owner) tuple does: '!' sorts below every
+    character a name, version or owner may hold."""
+    return f"{name}!{version}!{owner}" if owner else f"{name}!{version}"
 
 
 class NotFound(Exception):

@@ -30,6 +30,8 @@ class Settings:
     models_container: str
     registrations_table: str
     files_table: str
+    catalog_table: str
+    changes_table: str
     jobs_queue: str
     sealing_key: bytes
     dev_mode: bool
@@ -112,6 +114,8 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         models_container=env.get("REGISTRY_MODELS_CONTAINER", "models"),
         registrations_table=env.get("REGISTRY_REGISTRATIONS_TABLE", "registrations"),
         files_table=env.get("REGISTRY_FILES_TABLE", "registrationfiles"),
+        catalog_table=env.get("REGISTRY_CATALOG_TABLE", "catalog"),
+        changes_table=env.get("REGISTRY_CHANGES_TABLE", "registrationchanges"),
         jobs_queue=JOBS_QUEUE,
         sealing_key=_sealing_key(env),
         dev_mode=dev_mode,

@@ -6,6 +6,7 @@ source hosts) read them from the validation context, so a single pass reports ev
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import ipaddress
 import keyword
@@ -24,7 +25,12 @@ from pydantic import (
     field_validator,
 )
 
-IDENTIFIER_RULE = "1-128 letters, digits, '.', '_' or '-', starting with a letter or digit"
+# Path words of the API: a name, version or owner spelled like one would shadow a route.
+RESERVED_WORDS = frozenset({"status", "index", "files", "clone"})
+IDENTIFIER_RULE = (
+    "1-128 letters, digits, '.', '_' or '-', starting with a letter or digit, "
+    "and not one of " + ", ".join(sorted(RESERVED_WORDS))
+)
 MAX_FILES = 1000
 MAX_TARGET_LENGTH = 1024
 LANGUAGE_TYPES = frozenset({"SOURCE_CODE", "NATURAL_LANGUAGE"})
@@ -41,6 +47,7 @@ def is_identifier(value: str) -> bool:
         and value[0].isascii()
         and value[0].isalnum()
         and all(c in _IDENTIFIER_CHARS for c in value)
+        and value.lower() not in RESERVED_WORDS
     )
 
 
@@ -55,6 +62,9 @@ class RequestContext:
     file_names: frozenset[str]
     allowed_source_hosts: tuple[str, ...]
     allow_insecure_sources: bool
+    # Files the model has besides the body's model_files (a clone's inherited files, or the
+    # current files of a model being updated).
+    existing_files: frozenset[str] = frozenset()
 
 
 def _context(info: ValidationInfo) -> RequestContext:
@@ -243,7 +253,7 @@ class ModelMetainfo(_Strict):
 
 class RegistrationRequest(_Strict):
     config: ModelConfig = Field(alias="model_config")
-    model_files: Annotated[dict[TargetPath, SourceUrl], Field(min_length=1, max_length=MAX_FILES)]
+    model_files: Annotated[dict[TargetPath, SourceUrl], Field(max_length=MAX_FILES)]
     model_metainfo: ModelMetainfo
     private_packages: Annotated[list[SourceUrl], Field(max_length=100)] | None = None
 
@@ -347,15 +357,23 @@ def _cross_field_errors(body: dict[str, Any]) -> list[FieldError]:
     return errors
 
 
+def bind_files(context: RequestContext, files: Any) -> RequestContext:
+    """The context with every file name the model will have: the body's and its existing ones."""
+    names = frozenset(k for k in files if isinstance(k, str)) if isinstance(files, dict) else frozenset()
+    return dataclasses.replace(context, file_names=names | context.existing_files)
+
+
 def parse_registration(body: Any, context: RequestContext) -> RegistrationRequest:
     """Validate a decoded JSON body; raise InvalidRequest naming every violated field and rule."""
     validate_identifiers(name=context.name, version=context.version)
     if not isinstance(body, dict):
         raise InvalidRequest([FieldError("body", "must be a JSON object")])
-    files = body.get("model_files")
-    names = frozenset(k for k in files if isinstance(k, str)) if isinstance(files, dict) else frozenset()
-    bound = RequestContext(**{**context.__dict__, "file_names": names})
+    bound = bind_files(context, body.get("model_files"))
     cross_field = _cross_field_errors(body)
+    if not bound.file_names:
+        cross_field.append(FieldError("model_files", "at least one file is required"))
+    elif len(bound.file_names) > MAX_FILES:
+        cross_field.append(FieldError("model_files", f"at most {MAX_FILES} files"))
     try:
         request = RegistrationRequest.model_validate(body, context=bound)
     except ValidationError as error:
@@ -363,3 +381,38 @@ def parse_registration(body: Any, context: RequestContext) -> RegistrationReques
     if cross_field:
         raise InvalidRequest(cross_field)
     return request
+
+
+class ConfigChanges(_Strict):
+    private: bool | None = None
+    description: ShortText | None = None
+
+
+class UpdateRequest(_Strict):
+    """PATCH: any mix of visibility, description, metainfo fields and files to add or replace."""
+
+    config: ConfigChanges | None = Field(default=None, alias="model_config")
+    model_metainfo: dict[str, Any] | None = None
+    model_files: Annotated[dict[TargetPath, SourceUrl], Field(max_length=MAX_FILES)] | None = None
+
+
+class CloneRequest(_Strict):
+    """PUT /model/clone/{name}/{version}: a new model from a parent the caller may see."""
+
+    parent_version: str
+    parent_owner: str
+    model_files: Annotated[dict[TargetPath, SourceUrl], Field(max_length=MAX_FILES)] | None = None
+    ignore_files: list[str] | None = None
+    model_config_overrides: dict[str, Any] | None = Field(default=None, alias="model_config")
+    model_metainfo: dict[str, Any] | None = None
+    private_packages: Annotated[list[SourceUrl], Field(max_length=100)] | None = None
+
+
+def parse_with(model: type[_Strict], body: Any, context: RequestContext) -> Any:
+    """Validate a body against `model`, reporting violations as InvalidRequest."""
+    if not isinstance(body, dict):
+        raise InvalidRequest([FieldError("body", "must be a JSON object")])
+    try:
+        return model.model_validate(body, context=bind_files(context, body.get("model_files")))
+    except ValidationError as error:
+        raise InvalidRequest(field_errors(error)) from None

@@ -3,9 +3,20 @@
 from __future__ import annotations
 
 import base64
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from azure.core.exceptions import AzureError, HttpResponseError
-from azure.storage.blob import BlobBlock, BlobClient, ContainerClient, ContentSettings
+from azure.storage.blob import (
+    BlobBlock,
+    BlobClient,
+    BlobSasPermissions,
+    BlobServiceClient,
+    ContainerClient,
+    ContentSettings,
+    UserDelegationKey,
+    generate_blob_sas,
+)
 
 from registry.adapters.errors import ignore_exists, is_transient_status, storage_errors
 from registry.records import NotFound, SourceError, SourceInfo
@@ -32,8 +43,14 @@ def _source_error(error: AzureError) -> SourceError:
 
 
 class AzureBlobCopier:
-    def __init__(self, container: ContainerClient) -> None:
+    """The registry's private container: the copy's destination, and where users read files."""
+
+    def __init__(self, container: ContainerClient, service: BlobServiceClient | None = None) -> None:
         self._container = container
+        self._service = service or BlobServiceClient(
+            container.primary_endpoint.rsplit("/", 1)[0], container.credential
+        )
+        self._delegation: tuple[UserDelegationKey, datetime] | None = None
 
     def ensure_container(self) -> None:
         with storage_errors():
@@ -90,3 +107,52 @@ class AzureBlobCopier:
         with storage_errors():
             blob.commit_block_list([BlobBlock(block_id) for block_id in block_ids], content_settings=settings)
             return int(blob.get_blob_properties().size)
+
+    # -- reading and removing registered files --
+
+    def exists(self, path: str) -> bool:
+        with storage_errors():
+            return bool(self._container.get_blob_client(path).exists())
+
+    def read(self, path: str, max_bytes: int) -> bytes | None:
+        try:
+            with storage_errors():
+                return bytes(self._container.download_blob(path, offset=0, length=max_bytes).readall())
+        except NotFound:
+            return None
+
+    def read_url(self, path: str, ttl: timedelta) -> str:
+        """A read-only SAS URL: signed with the account key on the emulator, with a user delegation
+        key (from the app's identity) in Azure, where shared keys are off."""
+        now = datetime.now(UTC)
+        start, expiry = now - timedelta(minutes=5), now + ttl
+        credential = self._container.credential
+        common: dict[str, Any] = {
+            "account_name": self._container.account_name,
+            "container_name": self._container.container_name,
+            "blob_name": path,
+            "permission": BlobSasPermissions(read=True),
+            "start": start,
+            "expiry": expiry,
+        }
+        if getattr(credential, "account_key", None):
+            sas = generate_blob_sas(account_key=credential.account_key, **common)
+        else:
+            sas = generate_blob_sas(user_delegation_key=self._delegation_key(expiry), **common)
+        return f"{self._container.get_blob_client(path).url}?{sas}"
+
+    def _delegation_key(self, needed_until: datetime) -> UserDelegationKey:
+        if self._delegation is None or self._delegation[1] < needed_until:
+            now = datetime.now(UTC)
+            valid_until = max(needed_until, now + timedelta(hours=12))
+            with storage_errors():
+                key = self._service.get_user_delegation_key(now - timedelta(minutes=5), valid_until)
+            self._delegation = (key, valid_until)
+        return self._delegation[0]
+
+    def delete_prefix(self, prefix: str) -> int:
+        with storage_errors():
+            names = [blob.name for blob in self._container.list_blobs(name_starts_with=prefix)]
+            for start in range(0, len(names), 256):  # a blob batch holds at most 256 operations
+                self._container.delete_blobs(*names[start : start + 256])
+        return len(names)

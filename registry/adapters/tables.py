@@ -1,11 +1,16 @@
 """RegistrationStore on Azure Table Storage.
 
-Registrations: PartitionKey = owner, RowKey = "name:version" (both limited to a safe alphabet).
+Registrations: PartitionKey = owner, RowKey = "name!version" (both limited to a safe alphabet).
 File progress: PartitionKey = "owner:name:version", RowKey = the file's zero-padded index.
+Catalog (public models that finished once): PartitionKey = "public", RowKey = "name!version!owner".
+Changes (audit): PartitionKey = "owner:name:version", RowKey = an inverted timestamp (newest first).
+'!' sorts below every character of a name, version or owner, so keys sort as the tuple does and
+a list can page through both partitions in one order with "RowKey gt <last>".
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import zlib
 from collections.abc import Iterator
@@ -16,7 +21,18 @@ from azure.core import MatchConditions
 from azure.data.tables import TableClient, TableServiceClient, UpdateMode
 
 from registry.adapters.errors import ignore_exists, storage_errors
-from registry.records import EPOCH, FileProgress, FileState, NotFound, Registration, State
+from registry.records import (
+    DATA_TYPES,
+    EPOCH,
+    FileProgress,
+    FileState,
+    ModelFilter,
+    ModelSummary,
+    NotFound,
+    Registration,
+    State,
+    sort_key,
+)
 
 # A Table property holds at most 64 KiB; larger values are spread over numbered properties.
 _CHUNK = 60_000
@@ -34,10 +50,72 @@ def _get_chunks(entity: dict[str, Any], prefix: str) -> bytes:
     return b"".join(bytes(entity[f"{prefix}_{i}"]) for i in range(int(entity.get(f"{prefix}_chunks", 0))))
 
 
+PUBLIC = "public"
+# What a list reads of each model: enough to show and filter it, never the whole document.
+_SUMMARY_COLUMNS = [
+    "owner", "owner_name", "name", "version", "model_type", "description", "private", "state",
+    "trainable", "languages", "parent", "created_at", "updated_at",
+]  # fmt: skip
+
+
+def _listing_columns(r: Registration) -> dict[str, Any]:
+    """Filterable columns derived from the document (Table queries cannot look inside JSON)."""
+    meta = r.document.get("model_metainfo", {})
+    languages = {x.lower() for side in ("input", "output") for x in meta.get(f"{side}_languages") or ()}
+    columns: dict[str, Any] = {
+        "trainable": r.trainable,
+        "languages": "|" + "|".join(sorted(languages)) + "|",
+        "parent": json.dumps(r.parent) if r.parent else "",
+    }
+    for data_type in DATA_TYPES:
+        columns[f"in_{data_type}"] = data_type in meta.get("input_types", ())
+        columns[f"out_{data_type}"] = data_type in meta.get("output_types", ())
+    return columns
+
+
+def _summary(entity: Any) -> ModelSummary:
+    return ModelSummary(
+        name=entity["name"],
+        version=entity["version"],
+        owner=entity["owner"],
+        owner_name=entity["owner_name"],
+        type=entity["model_type"],
+        description=entity["description"],
+        private=bool(entity["private"]),
+        state=entity["state"],
+        trainable=bool(entity.get("trainable", False)),
+        languages=tuple(x for x in entity.get("languages", "").split("|") if x),
+        parent_model=json.loads(entity["parent"]) if entity.get("parent") else None,
+        created_at=entity["created_at"],
+        updated_at=entity["updated_at"],
+    )
+
+
+def _filter_query(filters: ModelFilter) -> tuple[list[str], dict[str, Any]]:
+    clauses: list[str] = []
+    parameters: dict[str, Any] = {}
+    if filters.name is not None:
+        # Every key of this name lies between "name!" and "name\"" ('"' follows '!').
+        clauses += ["RowKey ge @name_low", "RowKey lt @name_high"]
+        parameters |= {"name_low": f"{filters.name}!", "name_high": f'{filters.name}"'}
+    for column, value in (
+        ("version", filters.version),
+        ("model_type", filters.type),
+        ("trainable", filters.trainable),
+        (f"in_{filters.input_type}", True if filters.input_type else None),
+        (f"out_{filters.output_type}", True if filters.output_type else None),
+    ):
+        if value is not None:
+            parameter = f"p{len(parameters)}"
+            clauses.append(f"{column} eq @{parameter}")
+            parameters[parameter] = value
+    return clauses, parameters
+
+
 def _registration_entity(r: Registration) -> dict[str, Any]:
     entity: dict[str, Any] = {
         "PartitionKey": r.owner,
-        "RowKey": f"{r.name}:{r.version}",
+        "RowKey": sort_key(r.name, r.version),
         "owner": r.owner,
         "owner_name": r.owner_name,
         "name": r.name,
@@ -59,6 +137,9 @@ def _registration_entity(r: Registration) -> dict[str, Any]:
         "attempt": r.attempt,
         "takeovers": r.takeovers,
         "last_error": r.last_error,
+        "finished_once": r.finished_once,
+        "last_change": json.dumps(r.last_change) if r.last_change else "",
+        **_listing_columns(r),
     }
     _put_chunks(entity, "document", zlib.compress(json.dumps(r.document).encode()))
     _put_chunks(entity, "sealed", r.sealed)
@@ -97,6 +178,9 @@ def _registration(entity: Any) -> Registration:
         attempt=int(entity.get("attempt", 1)),
         takeovers=int(entity.get("takeovers", 0)),
         last_error=entity.get("last_error", ""),
+        finished_once=bool(entity.get("finished_once", False)),
+        parent=json.loads(entity["parent"]) if entity.get("parent") else None,
+        last_change=json.loads(entity["last_change"]) if entity.get("last_change") else None,
         etag=entity.metadata["etag"],
     )
 
@@ -133,23 +217,29 @@ def _file(entity: Any) -> FileProgress:
 
 
 class TableRegistrationStore:
-    def __init__(self, registrations: TableClient, files: TableClient) -> None:
+    def __init__(
+        self, registrations: TableClient, files: TableClient, catalog: TableClient, changes: TableClient
+    ) -> None:
         self._registrations = registrations
         self._files = files
+        self._catalog = catalog
+        self._changes = changes
 
     @classmethod
-    def create(cls, service: TableServiceClient, registrations: str, files: str) -> TableRegistrationStore:
-        return cls(service.get_table_client(registrations), service.get_table_client(files))
+    def create(
+        cls, service: TableServiceClient, registrations: str, files: str, catalog: str, changes: str
+    ) -> TableRegistrationStore:
+        return cls(*(service.get_table_client(name) for name in (registrations, files, catalog, changes)))
 
     def ensure_tables(self) -> None:
-        for table in (self._registrations, self._files):
+        for table in (self._registrations, self._files, self._catalog, self._changes):
             with storage_errors():
                 ignore_exists(table.create_table)
 
     def get(self, owner: str, name: str, version: str) -> Registration | None:
         try:
             with storage_errors():
-                entity = self._registrations.get_entity(owner, f"{name}:{version}")
+                entity = self._registrations.get_entity(owner, sort_key(name, version))
         except NotFound:
             return None
         return _registration(entity)
@@ -178,7 +268,7 @@ class TableRegistrationStore:
         with storage_errors(missing_is_conflict=True):
             self._registrations.delete_entity(
                 registration.owner,
-                f"{registration.name}:{registration.version}",
+                sort_key(registration.name, registration.version),
                 etag=registration.etag,
                 match_condition=MatchConditions.IfNotModified,
             )
@@ -214,6 +304,82 @@ class TableRegistrationStore:
                 parameters={"state": State.IN_PROGRESS.value, "before": before},
             ):
                 yield _registration(entity)
+
+    # -- the public catalog, listing and the change log --
+
+    def publish(self, registration: Registration) -> None:
+        """List it publicly (idempotent): the catalog is a projection of the registrations."""
+        entity = {
+            key: value
+            for key, value in _registration_entity(registration).items()
+            if key in _SUMMARY_COLUMNS or key.startswith(("in_", "out_"))
+        }
+        entity |= {
+            "PartitionKey": PUBLIC,
+            "RowKey": sort_key(registration.name, registration.version, registration.owner),
+        }
+        with storage_errors():
+            self._catalog.upsert_entity(entity, mode=UpdateMode.REPLACE)
+
+    def unpublish(self, registration: Registration) -> None:
+        with storage_errors():
+            self._catalog.delete_entity(
+                PUBLIC, sort_key(registration.name, registration.version, registration.owner)
+            )
+
+    def own_models(self, owner: str, after: str, filters: ModelFilter) -> Iterator[ModelSummary]:
+        """The owner's registrations in any state, in key order, after the key `after`."""
+        clauses, parameters = _filter_query(filters)
+        clauses = ["PartitionKey eq @owner", "RowKey gt @after", *clauses]
+        parameters |= {"owner": owner, "after": after}
+        yield from self._summaries(self._registrations, clauses, parameters)
+
+    def public_models(self, after: str, filters: ModelFilter, exclude_owner: str) -> Iterator[ModelSummary]:
+        """Public models that finished once, of owners other than `exclude_owner`, in key order."""
+        clauses, parameters = _filter_query(filters)
+        clauses = ["PartitionKey eq @public", "RowKey gt @after", "owner ne @caller", *clauses]
+        parameters |= {"public": PUBLIC, "after": after, "caller": exclude_owner}
+        if filters.owner is not None:
+            clauses.append("owner eq @owner")
+            parameters["owner"] = filters.owner
+        yield from self._summaries(self._catalog, clauses, parameters)
+
+    def _summaries(
+        self, table: TableClient, clauses: list[str], parameters: dict[str, Any]
+    ) -> Iterator[ModelSummary]:
+        with storage_errors():
+            entities = table.query_entities(
+                " and ".join(clauses), parameters=parameters, select=_SUMMARY_COLUMNS, results_per_page=200
+            )
+            for entity in entities:
+                yield _summary(entity)
+
+    def record_change(self, registration: Registration, change: dict[str, Any]) -> None:
+        """Append to the model's change log (newest first)."""
+        inverted = f"{2**63 - int(registration.updated_at.timestamp() * 1_000_000):019d}"
+        entity = {"PartitionKey": registration.key, "RowKey": inverted, "change": json.dumps(change)}
+        with storage_errors():
+            self._changes.upsert_entity(entity)
+
+    def changes(self, registration: Registration) -> list[dict[str, Any]]:
+        with storage_errors():
+            entities = self._changes.query_entities(
+                "PartitionKey eq @pk", parameters={"pk": registration.key}
+            )
+            return [json.loads(e["change"]) for e in entities]
+
+    def forget(self, registration: Registration) -> None:
+        """Delete the registration with everything recorded about it."""
+        with contextlib.suppress(NotFound):
+            self.unpublish(registration)
+        with storage_errors():
+            rows = list(
+                self._changes.query_entities("PartitionKey eq @pk", parameters={"pk": registration.key})
+            )
+        for batch in _batches([("delete", e) for e in rows]):
+            with storage_errors():
+                self._changes.submit_transaction(batch)
+        self.delete(registration)
 
 
 def _batches(operations: list[Any]) -> Iterator[list[Any]]:

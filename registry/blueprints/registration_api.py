@@ -26,9 +26,10 @@ def register_model(req: func.HttpRequest) -> func.HttpResponse:
     principal = responses.caller(req, deps.settings)
     if principal is None:
         return responses.unauthorized()
-    body, refusal = responses.read_json(req, deps.settings.max_body_bytes)
-    if refusal is not None:
-        return refusal
+    try:
+        body = responses.json_body(req, deps.settings.max_body_bytes)
+    except responses.Refused as refused:
+        return refused.response
     name, version = req.route_params["name"], req.route_params["version"]
     try:
         registration = service.register(

@@ -49,21 +49,31 @@ def caller(req: func.HttpRequest, settings: Settings) -> Principal | None:
     return principal_from_headers(req.headers, trusted=settings.trusts_principal_headers)
 
 
-def read_json(req: func.HttpRequest, max_bytes: int) -> tuple[Any, func.HttpResponse | None]:
-    """The decoded JSON body, or the 413/415 response that refuses it."""
+class Refused(Exception):
+    """A request refused before its body is looked at (413, 415); `response` says why."""
+
+    def __init__(self, response: func.HttpResponse) -> None:
+        super().__init__(response.status_code)
+        self.response = response
+
+
+def json_body(req: func.HttpRequest, max_bytes: int) -> Any:
+    """The decoded JSON body; Refused (413/415) if it is too large or not JSON."""
     declared = req.headers.get("content-length")
     body = req.get_body()
     if (declared and declared.isdigit() and int(declared) > max_bytes) or len(body) > max_bytes:
-        return None, error(413, "Request too large", f"the body must be at most {max_bytes} bytes")
+        raise Refused(error(413, "Request too large", f"the body must be at most {max_bytes} bytes"))
     content_type = (req.headers.get("content-type") or "application/json").split(";")[0].strip().lower()
     if content_type != "application/json" and not content_type.endswith("+json"):
-        return None, error(
-            415, "Unsupported media type", "the body must be JSON (Content-Type: application/json)"
+        raise Refused(
+            error(415, "Unsupported media type", "the body must be JSON (Content-Type: application/json)")
         )
     try:
-        return json.loads(body), None
+        return json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as problem:
-        return None, error(415, "Unsupported media type", f"the body is not valid JSON: {problem}")
+        raise Refused(
+            error(415, "Unsupported media type", f"the body is not valid JSON: {problem}")
+        ) from None
 
 
 def absolute_url(req: func.HttpRequest, path: str) -> str:

@@ -377,9 +377,7 @@ def process_job(
         _release(registration, store, now, last_error=str(error))
         raise
     if finished:
-        total = len(registration.file_names)
-        _end(registration, store, State.FINISHED, f"Registered {total} file{'s' * (total != 1)}", now)
-        log.info("registration %s finished", registration.key)
+        _finish(registration, store, sealer, now)
         return Outcome.FINISHED
     if not _release(registration, store, now):
         return Outcome.LOST
@@ -409,14 +407,29 @@ def _end(
     state: State,
     message: str,
     now: Callable[[], datetime],
-) -> None:
+) -> bool:
     registration.state = state
     registration.message = message
     registration.updated_at = now()
-    if state is State.FINISHED:
-        registration.sealed = b""  # the sources' SAS tokens are no longer needed: drop them
     if not _release(registration, store, now):
         log.warning("could not record the end of %s; a later message will redo it", registration.key)
+        return False
+    return True
+
+
+def _finish(
+    registration: Registration, store: RegistrationStore, sealer: Sealer, now: Callable[[], datetime]
+) -> None:
+    # The sources' SAS tokens are no longer needed: drop them, keep the other write-only values.
+    secrets = sealer.unseal(registration.sealed, sealing_binding(registration))
+    secrets["model_files"] = {}
+    registration.sealed = sealer.seal(secrets, sealing_binding(registration))
+    registration.finished_once = True
+    total = len(registration.file_names)
+    recorded = _end(registration, store, State.FINISHED, f"Registered {total} file{'s' * (total != 1)}", now)
+    if recorded and registration.listed_publicly:
+        store.publish(registration)  # after the record: a model is never listed before it is there
+    log.info("registration %s finished", registration.key)
 
 
 def fail_poisoned(

@@ -45,7 +45,7 @@ def sealing_binding(registration: Registration) -> str:
     return f"{registration.key}:{registration.registration_id}"
 
 
-def _public_document(request: RegistrationRequest) -> dict[str, Any]:
+def public_document(request: RegistrationRequest) -> dict[str, Any]:
     config = request.config.model_dump(mode="json", exclude_none=True, exclude={"name", "version", "owner"})
     for section in ("inference_properties", "training_properties"):
         config.get(section, {}).get("docker_registry", {}).pop("password", None)
@@ -59,7 +59,7 @@ def _public_document(request: RegistrationRequest) -> dict[str, Any]:
     return document
 
 
-def _secrets(request: RegistrationRequest) -> dict[str, Any]:
+def secrets_of(request: RegistrationRequest) -> dict[str, Any]:
     passwords = {
         section: props.docker_registry.password
         for section, props in (
@@ -73,6 +73,64 @@ def _secrets(request: RegistrationRequest) -> dict[str, Any]:
         "private_packages": request.private_packages or [],
         "docker_passwords": passwords,
     }
+
+
+def request_context(
+    name: str,
+    version: str,
+    caller: Principal,
+    settings: Settings,
+    existing_files: frozenset[str] = frozenset(),
+) -> RequestContext:
+    return RequestContext(
+        name=name,
+        version=version,
+        owner_id=caller.id,
+        owner_name=caller.name,
+        file_names=frozenset(),
+        allowed_source_hosts=settings.allowed_source_hosts,
+        allow_insecure_sources=settings.allow_insecure_sources,
+        existing_files=existing_files,
+    )
+
+
+def request_digest(request: RegistrationRequest, sealer: Sealer) -> str:
+    """What identifies "the same request" for replays: its normalized form, keyed."""
+    normalized = request.model_dump(
+        mode="json", by_alias=True, exclude={"config": {"name", "version", "owner"}}
+    )
+    return sealer.digest(normalized)
+
+
+def new_registration(
+    request: RegistrationRequest,
+    *,
+    name: str,
+    version: str,
+    caller: Principal,
+    digest: str,
+    now: datetime,
+) -> Registration:
+    """An InProgress registration of the request (its secrets still to be sealed)."""
+    return Registration(
+        owner=caller.id,
+        name=name,
+        version=version,
+        owner_name=caller.name,
+        registration_id=uuid.uuid4().hex,
+        state=State.IN_PROGRESS,
+        message="Registration accepted; copying files",
+        private=request.config.private,
+        model_type=request.config.type,
+        description=request.config.description,
+        body_digest=digest,
+        document=public_document(request),
+        file_names=sorted(request.model_files),
+        sealed=b"",
+        created_at=now,
+        updated_at=now,
+        last_progress_at=now,
+    )
 
 
 def register(
@@ -91,50 +149,35 @@ def register(
 
     Raises InvalidRequest (400), Conflict (409) or Unavailable (503).
     """
-    context = RequestContext(
-        name=name,
-        version=version,
-        owner_id=caller.id,
-        owner_name=caller.name,
-        file_names=frozenset(),
-        allowed_source_hosts=settings.allowed_source_hosts,
-        allow_insecure_sources=settings.allow_insecure_sources,
+    request = parse_registration(body, request_context(name, version, caller, settings))
+    digest = request_digest(request, sealer)
+    registration = new_registration(
+        request, name=name, version=version, caller=caller, digest=digest, now=now()
     )
-    request = parse_registration(body, context)
-    normalized = request.model_dump(
-        mode="json", by_alias=True, exclude={"config": {"name", "version", "owner"}}
-    )
-    digest = sealer.digest(normalized)
-    timestamp = now()
-    registration = Registration(
-        owner=caller.id,
-        name=name,
-        version=version,
-        owner_name=caller.name,
-        registration_id=uuid.uuid4().hex,
-        state=State.IN_PROGRESS,
-        message="Registration accepted; copying files",
-        private=request.config.private,
-        model_type=request.config.type,
-        description=request.config.description,
-        body_digest=digest,
-        document=_public_document(request),
-        file_names=sorted(request.model_files),
-        sealed=b"",
-        created_at=timestamp,
-        updated_at=timestamp,
-        last_progress_at=timestamp,
-    )
-    registration.sealed = sealer.seal(_secrets(request), sealing_binding(registration))
+    registration.sealed = sealer.seal(secrets_of(request), sealing_binding(registration))
+    return record_new(registration, store=store, queue=queue, settings=settings, now=now)
+
+
+def record_new(
+    registration: Registration,
+    *,
+    store: RegistrationStore,
+    queue: JobQueue,
+    settings: Settings,
+    now: Callable[[], datetime],
+) -> Registration:
+    """Insert a new registration and enqueue its job, or treat it as a replay of the existing one."""
     try:
         try:
             # Insert first: a new registration (the common case) costs one write and one enqueue.
             store.insert(registration)
         except AlreadyExists:
-            existing = store.get(caller.id, name, version)
+            existing = store.get(registration.owner, registration.name, registration.version)
             if existing is None:  # deleted in between
                 raise Unavailable("the registration changed while it was being recorded; retry") from None
-            return _replay(existing, digest, store=store, queue=queue, settings=settings, now=now)
+            return _replay(
+                existing, registration.body_digest, store=store, queue=queue, settings=settings, now=now
+            )
     except StorageUnavailable as error:
         raise Unavailable("the registry's storage is unavailable; retry later") from error
     _enqueue_or_undo(registration, store, queue)

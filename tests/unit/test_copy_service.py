@@ -20,7 +20,7 @@ from registry.identity import Principal
 from registry.records import EPOCH, CopyJob, FileState, Registration, SourceError, State
 from registry.sealing import Sealer
 from registry.services.copying import MIB, CopyPolicy, Outcome, block_ids, fail_poisoned, process_job
-from registry.services.registration import job_for, register
+from registry.services.registration import job_for, register, sealing_binding
 from registry.services.sweep import requeue_stale
 from tests.fakes import (
     SAS,
@@ -213,11 +213,15 @@ def test_source_checksums_are_kept(world: World) -> None:
     assert world.copier.committed[path].content_md5 == md5_b64(world.contents[BIG])
 
 
-def test_sealed_sources_are_cleared_once_finished(world: World) -> None:
+def test_sealed_sources_are_dropped_once_finished_but_other_secrets_kept(world: World) -> None:
     registration = world.register()
-    assert world.record().sealed != b""
+    sealed = world.sealer.unseal(world.record().sealed, sealing_binding(registration))
+    assert sealed["model_files"]
     world.process(job_for(registration))
-    assert world.record().sealed == b""
+    record = world.record()
+    remaining = world.sealer.unseal(record.sealed, sealing_binding(record))
+    assert remaining["model_files"] == {}
+    assert remaining["docker_passwords"] == sealed["docker_passwords"]
 
 
 def test_registration_is_marked_picked_up(world: World) -> None:

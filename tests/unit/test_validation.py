@@ -547,7 +547,7 @@ def test_images_must_be_keys_of_model_files() -> None:
 def test_model_files_are_required_and_not_empty() -> None:
     assert FieldError("model_files", "field required") in errors(body_without("model_files"))
     found = errors(body_with("model_files", {}))
-    assert_error(found, "model_files", "at least 1")
+    assert_error(found, "model_files", "at least one")
 
 
 @pytest.mark.parametrize(
