@@ -1,10 +1,15 @@
 """The Functions app: it only registers the blueprints of the `registry` package."""
 
+import os
+
 import azure.functions as func
 
-from registry.blueprints import jobs, models_api, registration_api
+from registry.blueprints import maintenance, models_api, registration_api, servicebus_jobs, storage_jobs
+from registry.settings import job_queue_kind
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 app.register_functions(registration_api.bp)
 app.register_functions(models_api.bp)
-app.register_functions(jobs.bp)
+app.register_functions(maintenance.bp)
+# One job worker, on the queue the settings choose (the host indexes this at start-up).
+app.register_functions(servicebus_jobs.bp if job_queue_kind(os.environ) == "servicebus" else storage_jobs.bp)

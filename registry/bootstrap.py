@@ -6,11 +6,13 @@ from dataclasses import dataclass
 from functools import cache
 
 from azure.data.tables import TableServiceClient
+from azure.servicebus import ServiceBusClient
 from azure.storage.blob import BlobServiceClient
 from azure.storage.queue import QueueClient, TextBase64EncodePolicy
 
 from registry.adapters.blobs import AzureBlobCopier
 from registry.adapters.queues import StorageJobQueue
+from registry.adapters.servicebus import ServiceBusJobQueue
 from registry.adapters.tables import TableRegistrationStore
 from registry.sealing import Sealer
 from registry.services.copying import CopyPolicy
@@ -21,7 +23,7 @@ from registry.settings import Settings, current_settings
 class Dependencies:
     settings: Settings
     store: TableRegistrationStore
-    queue: StorageJobQueue
+    queue: StorageJobQueue | ServiceBusJobQueue
     copier: AzureBlobCopier
     sealer: Sealer
 
@@ -54,6 +56,9 @@ def build(settings: Settings) -> Dependencies:
             credential=credential,
             message_encode_policy=TextBase64EncodePolicy(),
         )
+    jobs: StorageJobQueue | ServiceBusJobQueue = StorageJobQueue(queue)
+    if settings.job_queue_kind == "servicebus":
+        jobs = ServiceBusJobQueue(_service_bus_client(settings), settings.service_bus_queue)
     deps = Dependencies(
         settings=settings,
         store=TableRegistrationStore.create(
@@ -63,16 +68,25 @@ def build(settings: Settings) -> Dependencies:
             settings.catalog_table,
             settings.changes_table,
         ),
-        queue=StorageJobQueue(queue),
+        queue=jobs,
         copier=AzureBlobCopier(blobs.get_container_client(settings.models_container), blobs),
         sealer=Sealer(settings.sealing_key),
     )
     if settings.storage_connection_string:
         # Locally the emulator starts empty; in Azure the infrastructure creates these.
         deps.store.ensure_tables()
-        deps.queue.ensure_queue()
+        StorageJobQueue(queue).ensure_queue()
         deps.copier.ensure_container()
     return deps
+
+
+def _service_bus_client(settings: Settings) -> ServiceBusClient:
+    if settings.service_bus_connection_string:
+        return ServiceBusClient.from_connection_string(settings.service_bus_connection_string)
+    from azure.identity import DefaultAzureCredential
+
+    credential = DefaultAzureCredential(managed_identity_client_id=settings.service_bus_client_id)
+    return ServiceBusClient(str(settings.service_bus_namespace), credential)
 
 
 @cache

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from registry.records import CopyJob, FileProgress, ModelFilter, ModelSummary, Registration, SourceInfo
+from registry.records import FileProgress, Job, ModelFilter, ModelSummary, Registration, SourceInfo
 
 
 class RegistrationStore(Protocol):
@@ -51,8 +51,11 @@ class RegistrationStore(Protocol):
 
 
 class JobQueue(Protocol):
-    def send(self, job: CopyJob, delay_seconds: float = 0) -> None:
+    def send(self, job: Job, delay_seconds: float = 0) -> None:
         """Enqueue a job (invisible for `delay_seconds`); StorageUnavailable if it could not be."""
+
+    def send_batch(self, jobs: Sequence[Job]) -> None:
+        """Enqueue many jobs (bulk producers)."""
 
 
 class BlobCopier(Protocol):

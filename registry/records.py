@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -100,6 +101,9 @@ class FileProgress:
     etag: str | None = field(default=None, compare=False)
 
 
+JOB_SCHEMA = 1
+
+
 @dataclass(frozen=True)
 class CopyJob:
     """The message that asks a worker to (continue to) copy a registration's files."""
@@ -108,31 +112,100 @@ class CopyJob:
     name: str
     version: str
     registration_id: str
-    schema: int = 1
+    # Why it was sent and which of its kind it is: together they make the message id.
+    purpose: str = "start"  # start | continue | retry | requeue
+    sequence: int = 0
+
+    kind = "copy"
+
+    @property
+    def message_id(self) -> str:
+        """Deterministic: a resend of the same message is dropped by duplicate detection."""
+        return f"copy:{self.registration_id}:{self.purpose}:{self.sequence}"
 
     def to_json(self) -> str:
         return json.dumps(
             {
-                "schema": self.schema,
-                "kind": "copy",
+                "schema": JOB_SCHEMA,
+                "kind": self.kind,
                 "owner": self.owner,
                 "name": self.name,
                 "version": self.version,
                 "registration_id": self.registration_id,
+                "purpose": self.purpose,
+                "sequence": self.sequence,
             }
         )
 
     @classmethod
     def from_json(cls, text: str | bytes) -> CopyJob:
-        data = json.loads(text)
-        if not isinstance(data, dict) or data.get("kind") != "copy" or data.get("schema") != 1:
-            raise ValueError("not a copy job (schema 1)")
-        return cls(
-            owner=str(data["owner"]),
-            name=str(data["name"]),
-            version=str(data["version"]),
-            registration_id=str(data["registration_id"]),
+        job = parse_job(text)
+        if not isinstance(job, CopyJob):
+            raise ValueError("not a copy job")
+        return job
+
+
+@dataclass(frozen=True)
+class RegisterJob:
+    """A registration put straight on the job queue by a bulk producer: the owner and the same
+    body as the PUT. The worker validates it exactly as the HTTP function does."""
+
+    owner: str
+    name: str
+    version: str
+    body: Any
+    owner_name: str = ""
+
+    kind = "register"
+
+    @property
+    def message_id(self) -> str:
+        digest = hashlib.sha256(json.dumps(self.body, sort_keys=True).encode()).hexdigest()[:32]
+        return f"register:{self.owner}:{self.name}:{self.version}:{digest}"
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "schema": JOB_SCHEMA,
+                "kind": self.kind,
+                "owner": self.owner,
+                "owner_name": self.owner_name or self.owner,
+                "name": self.name,
+                "version": self.version,
+                "body": self.body,
+            }
         )
+
+
+Job = CopyJob | RegisterJob
+
+
+def parse_job(text: str | bytes) -> Job:
+    """A job message's body; ValueError if it is not one this worker understands."""
+    data = json.loads(text)
+    if not isinstance(data, dict) or data.get("schema") != JOB_SCHEMA:
+        raise ValueError(f"not a job message of schema {JOB_SCHEMA}")
+    try:
+        if data.get("kind") == "copy":
+            return CopyJob(
+                owner=str(data["owner"]),
+                name=str(data["name"]),
+                version=str(data["version"]),
+                registration_id=str(data["registration_id"]),
+                purpose=str(data.get("purpose", "start")),
+                sequence=int(data.get("sequence", 0)),
+            )
+        if data.get("kind") == "register":
+            return RegisterJob(
+                owner=str(data["owner"]),
+                name=str(data["name"]),
+                version=str(data["version"]),
+                body=data["body"],
+                owner_name=str(data.get("owner_name") or data["owner"]),
+            )
+    except KeyError as missing:
+        raise ValueError(f"job message without {missing}") from None
+    raise ValueError(f"unknown job kind {data.get('kind')!r}")
 
 
 @dataclass(frozen=True)

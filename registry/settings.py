@@ -13,8 +13,19 @@ from dataclasses import dataclass
 from functools import cache
 
 STORAGE_CONNECTION = "AzureWebJobsStorage"
-# Trigger bindings name the queue literally, so it is a constant rather than a setting.
+# Trigger bindings name the storage queue literally, so it is a constant rather than a setting.
 JOBS_QUEUE = "registration-jobs"
+SERVICE_BUS_CONNECTION = "ServiceBusConnection"
+SERVICE_BUS_QUEUE_SETTING = "REGISTRY_SERVICEBUS_QUEUE"
+JOB_QUEUE_KINDS = ("storage", "servicebus")
+
+
+def job_queue_kind(env: Mapping[str, str]) -> str:
+    """Which job queue (and so which queue trigger) the app uses: read at indexing time too."""
+    kind = (env.get("REGISTRY_JOB_QUEUE") or "storage").lower()
+    if kind not in JOB_QUEUE_KINDS:
+        raise SettingsError(f"REGISTRY_JOB_QUEUE must be one of {', '.join(JOB_QUEUE_KINDS)}, not {kind!r}")
+    return kind
 
 
 class SettingsError(RuntimeError):
@@ -32,6 +43,13 @@ class Settings:
     files_table: str
     catalog_table: str
     changes_table: str
+    job_queue_kind: str
+    service_bus_connection_string: str | None
+    service_bus_namespace: str | None
+    service_bus_client_id: str | None
+    service_bus_queue: str
+    service_bus_max_deliveries: int
+    bulk_owners: frozenset[str]
     jobs_queue: str
     sealing_key: bytes
     dev_mode: bool
@@ -106,6 +124,14 @@ def load_settings(env: Mapping[str, str]) -> Settings:
     lease = _number(env, "REGISTRY_COPY_LEASE_SECONDS", 270, 1)
     if lease <= budget:
         raise SettingsError("REGISTRY_COPY_LEASE_SECONDS must exceed REGISTRY_COPY_TIME_BUDGET_SECONDS")
+    kind = job_queue_kind(env)
+    sb_connection = env.get(SERVICE_BUS_CONNECTION) or None
+    sb_namespace = env.get(f"{SERVICE_BUS_CONNECTION}__fullyQualifiedNamespace") or None
+    if kind == "servicebus" and sb_connection is None and sb_namespace is None:
+        raise SettingsError(
+            f"REGISTRY_JOB_QUEUE=servicebus needs {SERVICE_BUS_CONNECTION} (a connection string) "
+            f"or {SERVICE_BUS_CONNECTION}__fullyQualifiedNamespace"
+        )
     hosts = env.get("REGISTRY_ALLOWED_SOURCE_HOSTS", "*.blob.core.windows.net")
     return Settings(
         storage_connection_string=connection_string,
@@ -116,6 +142,13 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         files_table=env.get("REGISTRY_FILES_TABLE", "registrationfiles"),
         catalog_table=env.get("REGISTRY_CATALOG_TABLE", "catalog"),
         changes_table=env.get("REGISTRY_CHANGES_TABLE", "registrationchanges"),
+        job_queue_kind=kind,
+        service_bus_connection_string=sb_connection,
+        service_bus_namespace=sb_namespace,
+        service_bus_client_id=env.get(f"{SERVICE_BUS_CONNECTION}__clientId") or None,
+        service_bus_queue=env.get(SERVICE_BUS_QUEUE_SETTING) or JOBS_QUEUE,
+        service_bus_max_deliveries=int(_number(env, "REGISTRY_SERVICEBUS_MAX_DELIVERIES", 5, 1)),
+        bulk_owners=frozenset(o.strip() for o in env.get("REGISTRY_BULK_OWNERS", "").split(",") if o.strip()),
         jobs_queue=JOBS_QUEUE,
         sealing_key=_sealing_key(env),
         dev_mode=dev_mode,

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import inspect
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import function_app
 
+REPO = Path(__file__).resolve().parents[1]
 # The worker indexes once per process (a second get_functions() reports duplicates): so do we.
 FUNCTIONS = function_app.app.get_functions()
 
@@ -65,3 +70,26 @@ def test_every_function_takes_its_trigger_binding_by_name() -> None:
     for function in FUNCTIONS:
         parameters = inspect.signature(function.get_user_function()).parameters
         assert list(parameters) == [function.get_trigger().name], function.get_function_name()
+
+
+def test_the_service_bus_setting_swaps_the_storage_queue_worker_for_a_service_bus_one() -> None:
+    # A fresh interpreter: the host indexes the app once per process, with its app settings.
+    script = (
+        "import json, function_app\n"
+        "print(json.dumps({f.get_function_name(): json.loads(f.get_function_json())['bindings'][0]"
+        " for f in function_app.app.get_functions()}))"
+    )
+    env = {**os.environ, "REGISTRY_JOB_QUEUE": "servicebus"}
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True, text=True, check=True
+    )
+    bindings = json.loads(result.stdout)
+
+    assert "copy_worker" not in bindings and "copy_poisoned" not in bindings
+    worker = bindings["job_worker"]
+    assert worker["type"] == "serviceBusTrigger"
+    assert worker["queueName"] == "%REGISTRY_SERVICEBUS_QUEUE%"
+    assert worker["connection"] == "ServiceBusConnection"
+    assert {name for name, b in bindings.items() if b["type"] == "httpTrigger"} == {
+        name for name, b in _indexed().items() if b["type"] == "httpTrigger"
+    }

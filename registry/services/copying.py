@@ -10,6 +10,7 @@ a worker whose lease was taken over stops at its next checkpoint.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import logging
 import math
@@ -327,7 +328,8 @@ def process_job(
             # An earlier delivery of this very message died holding the lease (a first delivery
             # is a duplicate, and its holder's own message comes back if the holder dies):
             # come back when the lease lapses.
-            queue.send(job, delay_seconds=(registration.lease_until - now()).total_seconds() + 1)
+            retry = dataclasses.replace(job, purpose="retry")
+            queue.send(retry, delay_seconds=(registration.lease_until - now()).total_seconds() + 1)
         return Outcome.BUSY
     if registration.lease_id:
         # Taking over a lease that was never released: its holder died mid-slice.
@@ -381,7 +383,8 @@ def process_job(
         return Outcome.FINISHED
     if not _release(registration, store, now):
         return Outcome.LOST
-    queue.send(job_for(registration))  # if this fails, the message is retried: nothing is lost
+    # If this send fails, the message is retried: nothing is lost.
+    queue.send(job_for(registration, "continue", job.sequence + 1 if job.purpose == "continue" else 1))
     return Outcome.CONTINUED
 
 

@@ -255,7 +255,7 @@ def update_model(
             store.publish(registration)  # refresh what the list shows
     if update.model_files:
         try:
-            queue.send(job_for(registration))
+            queue.send(job_for(registration, "update", int(registration.updated_at.timestamp())))
         except StorageUnavailable:  # the sweep picks it up: the update is recorded
             log.warning("could not enqueue the update of %s; the sweep will", registration.key)
     return registration

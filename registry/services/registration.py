@@ -37,8 +37,15 @@ class Unavailable(Exception):
     """A storage dependency failed; nothing half-done was left behind. Retry later."""
 
 
-def job_for(registration: Registration) -> CopyJob:
-    return CopyJob(registration.owner, registration.name, registration.version, registration.registration_id)
+def job_for(registration: Registration, purpose: str = "start", sequence: int = 0) -> CopyJob:
+    return CopyJob(
+        registration.owner,
+        registration.name,
+        registration.version,
+        registration.registration_id,
+        purpose,
+        sequence,
+    )
 
 
 def sealing_binding(registration: Registration) -> str:
@@ -225,7 +232,7 @@ def _replay(
         except ConcurrentUpdate:
             raise Unavailable("the registration is being updated; retry") from None
         try:
-            _send(existing, queue)
+            _send(job_for(existing, "restart", existing.attempt), queue)
         except Unavailable:
             existing.state, existing.message = State.FAILED, "Restart failed: the job queue is unavailable"
             try:
@@ -238,13 +245,14 @@ def _replay(
     # (the app died between recording and enqueuing, or mid-copy) needs a new message.
     quiet_since = now() - timedelta(seconds=settings.stale_after_seconds)
     if not existing.picked_up or existing.last_progress_at < quiet_since:
-        _send(existing, queue)
+        # Replays within the duplicate-detection window share one message id.
+        _send(job_for(existing, "replay", int(existing.last_progress_at.timestamp())), queue)
     return existing
 
 
-def _send(registration: Registration, queue: JobQueue) -> None:
+def _send(job: CopyJob, queue: JobQueue) -> None:
     try:
-        queue.send(job_for(registration))
+        queue.send(job)
     except StorageUnavailable as error:
         raise Unavailable("the job queue is unavailable; retry later") from error
 

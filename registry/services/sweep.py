@@ -33,7 +33,7 @@ def requeue_stale(
         except ConcurrentUpdate:
             continue
         try:
-            queue.send(job_for(registration))
+            queue.send(job_for(registration, "requeue", int(current.timestamp())))
         except StorageUnavailable:
             log.warning("could not requeue %s; the next sweep tries again", registration.key)
             continue

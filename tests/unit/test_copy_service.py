@@ -245,7 +245,8 @@ def test_budget_exhausted_checkpoints_and_enqueues_a_continuation(world: World) 
     world.clock.tick = 1.0
     outcome = world.process(job_for(registration), time_budget_seconds=3, concurrency=1)
     assert outcome is Outcome.CONTINUED
-    assert world.queue.jobs == [job_for(registration)]
+    assert world.queue.jobs == [job_for(registration, "continue", 1)]
+    assert world.queue.jobs[0].message_id != job_for(registration).message_id
     assert world.queue.sent[0].delay_seconds == 0
     record = world.record()
     assert record.state is State.IN_PROGRESS
@@ -371,7 +372,7 @@ def test_a_redelivery_while_its_dead_holder_keeps_the_lease_comes_back_when_the_
     assert len(world.copier.stage_calls) == staged
     assert len(world.queue.sent) == 1
     sent = world.queue.sent[0]
-    assert sent.job == job_for(registration)
+    assert sent.job == job_for(registration, "retry")
     assert sent.delay_seconds == pytest.approx((lease_until - world.now()).total_seconds() + 1)
     # That delayed message then finds the lease expired and resumes.
     world.now.advance(sent.delay_seconds)
@@ -657,7 +658,7 @@ def test_fail_poisoned_ignores_stale_and_ended_registrations(world: World) -> No
 
 
 def test_fail_poisoned_refuses_a_message_that_is_not_a_copy_job(world: World) -> None:
-    with pytest.raises(ValueError, match="not a copy job"):
+    with pytest.raises(ValueError, match="unknown job kind"):
         fail_poisoned('{"kind": "other", "schema": 1}', store=world.store, now=world.now)
 
 

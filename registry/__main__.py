@@ -1,0 +1,13 @@
+"""Command-line tools of the registry: `python -m registry bulk MANIFEST [--wait]`."""
+
+import sys
+
+from registry import bulk
+
+COMMANDS = {"bulk": bulk.main}
+
+if __name__ == "__main__":
+    if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:
+        print(f"usage: python -m registry {{{','.join(COMMANDS)}}} ...", file=sys.stderr)
+        sys.exit(2)
+    sys.exit(COMMANDS[sys.argv[1]](sys.argv[2:]))

@@ -1,0 +1,43 @@
+"""The job worker on Azure Service Bus (REGISTRY_JOB_QUEUE=servicebus, the production choice).
+
+Service Bus retries a failing message up to the queue's max delivery count, then dead-letters
+it; the last delivery records the failure on the registration first, so it never stays
+InProgress.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import azure.functions as func
+
+from registry.bootstrap import dependencies
+from registry.services.jobs import fail_after_last_delivery, handle_message
+from registry.settings import SERVICE_BUS_CONNECTION, SERVICE_BUS_QUEUE_SETTING
+
+log = logging.getLogger(__name__)
+bp = func.Blueprint()
+
+
+@bp.service_bus_queue_trigger(
+    arg_name="msg", queue_name=f"%{SERVICE_BUS_QUEUE_SETTING}%", connection=SERVICE_BUS_CONNECTION
+)
+def job_worker(msg: func.ServiceBusMessage) -> None:
+    deps = dependencies()
+    delivery = msg.delivery_count or 1
+    try:
+        outcome = handle_message(
+            msg.get_body(),
+            store=deps.store,
+            queue=deps.queue,
+            copier=deps.copier,
+            sealer=deps.sealer,
+            settings=deps.settings,
+            policy=deps.copy_policy,
+            redelivered=delivery > 1,
+        )
+    except Exception as error:
+        if delivery >= deps.settings.service_bus_max_deliveries:
+            fail_after_last_delivery(msg.get_body(), f"{type(error).__name__}: {error}", store=deps.store)
+        raise
+    log.info("job %s (delivery %s): %s", msg.message_id, delivery, outcome)
