@@ -19,8 +19,9 @@ from typing import Any, TextIO
 
 from registry.bootstrap import Dependencies, build
 from registry.identity import Principal
-from registry.records import RegisterJob, State
-from registry.services.registration import request_context
+from registry.records import RegisterJob, Registration, State
+from registry.services.jobs import INVALID_REGISTRATION
+from registry.services.registration import request_context, request_digest
 from registry.settings import Settings, SettingsError, load_settings
 from registry.validation import InvalidRequest, is_identifier, parse_registration
 
@@ -76,7 +77,17 @@ def _parse_line(line: str, settings: Settings) -> RegisterJob:
         )
     except InvalidRequest as problem:
         raise ValueError(str(problem)) from None
-    return RegisterJob(owner=owner, name=name, version=version, body=entry["body"], owner_name=owner_name)
+    job = RegisterJob(owner=owner, name=name, version=version, body=entry["body"], owner_name=owner_name)
+    size, limit = len(job.to_json().encode()), max_message_bytes(settings)
+    if size > limit:
+        raise ValueError(f"the registration takes {size} bytes as a queue message; the queue takes {limit}")
+    return job
+
+
+def max_message_bytes(settings: Settings) -> int:
+    """The largest job the configured queue takes: a Storage queue message is 64 KiB once base64
+    encoded; a Service Bus message 256 KiB on the Standard tier (less a margin for its headers)."""
+    return 48 * 1024 if settings.job_queue_kind == "storage" else 250 * 1024
 
 
 def send(jobs: list[RegisterJob], deps: Dependencies, batch_size: int, progress: bool) -> None:
@@ -89,28 +100,51 @@ def send(jobs: list[RegisterJob], deps: Dependencies, batch_size: int, progress:
             bar.update(len(batch))
 
 
-def wait(
-    jobs: list[RegisterJob], deps: Dependencies, timeout: float
-) -> dict[tuple[str, str, str], tuple[str, str]]:
-    """Follow each registration until it ends (or the timeout): key -> (state, message)."""
-    pending = {(j.owner, j.name, j.version) for j in jobs}
-    results: dict[tuple[str, str, str], tuple[str, str]] = {}
+Key = tuple[str, str, str]
+
+
+def _outcome(registration: Registration | None, digest: str) -> tuple[str, str] | None:
+    """The line's outcome, or None while it is still running."""
+    if registration is None:
+        return None
+    if registration.body_digest != digest and registration.registration_id != INVALID_REGISTRATION:
+        return ("Conflict", "already registered with a different body; this line was not registered")
+    if registration.state is State.IN_PROGRESS:
+        return None
+    return (registration.state.value, registration.message)
+
+
+def wait(jobs: list[RegisterJob], deps: Dependencies, timeout: float) -> dict[Key, tuple[str, str]]:
+    """Follow each line's registration until it ends (or the timeout): key -> (state, message)."""
+    digests = {(j.owner, j.name, j.version): _digest(j, deps) for j in jobs}
+    pending = set(digests)
+    results: dict[Key, tuple[str, str]] = {}
     deadline = time.monotonic() + timeout
-    while pending and time.monotonic() < deadline:
+    while True:
         for key in sorted(pending):
-            registration = deps.store.get(*key)
-            if registration is not None and registration.state is not State.IN_PROGRESS:
-                results[key] = (registration.state.value, registration.message)
+            outcome = _outcome(deps.store.get(*key), digests[key])
+            if outcome is not None:
+                results[key] = outcome
                 pending.discard(key)
-        if pending:
-            time.sleep(1)
+        if not pending or time.monotonic() >= deadline:
+            break
+        time.sleep(1)
     for key in pending:
-        registration = deps.store.get(*key)
-        results[key] = ("InProgress" if registration else "NotRecorded", "still running when the wait ended")
+        recorded = deps.store.get(*key) is not None
+        if recorded:
+            results[key] = ("InProgress", "still running when the wait ended")
+        else:
+            results[key] = ("NotRecorded", "not recorded when the wait ended")
     return results
 
 
-def summary(results: dict[tuple[str, str, str], tuple[str, str]]) -> str:
+def _digest(job: RegisterJob, deps: Dependencies) -> str:
+    caller = Principal(job.owner, job.owner_name or job.owner)
+    request = parse_registration(job.body, request_context(job.name, job.version, caller, deps.settings))
+    return request_digest(request, deps.sealer)
+
+
+def summary(results: dict[Key, tuple[str, str]]) -> str:
     counts: dict[str, int] = {}
     for state, _ in results.values():
         counts[state] = counts.get(state, 0) + 1

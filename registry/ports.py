@@ -76,6 +76,9 @@ class BlobCopier(Protocol):
     def commit(self, path: str, block_ids: list[str], content_md5: str) -> int:
         """Put Block List; returns the committed blob's size."""
 
+    def delete_prefix(self, prefix: str) -> int:
+        """Delete every blob under the prefix; returns how many."""
+
 
 class ModelFiles(Protocol):
     """Registered files in the private container, for readers."""

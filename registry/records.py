@@ -58,6 +58,7 @@ class Registration:
     lease_until: datetime = EPOCH
     attempt: int = 1
     takeovers: int = 0
+    slices: int = 0  # continuations sent so far: numbers each one's message id
     last_error: str = ""
     # Set once the model's files were all copied: from then on a public model is listed.
     finished_once: bool = False
@@ -160,8 +161,9 @@ class RegisterJob:
 
     @property
     def message_id(self) -> str:
-        digest = hashlib.sha256(json.dumps(self.body, sort_keys=True).encode()).hexdigest()[:32]
-        return f"register:{self.owner}:{self.name}:{self.version}:{digest}"
+        # Hashed: Service Bus takes at most 128 characters, and identifiers may be 128 each.
+        what = json.dumps([self.owner, self.name, self.version, self.body], sort_keys=True)
+        return f"register:{hashlib.sha256(what.encode()).hexdigest()}"
 
     def to_json(self) -> str:
         return json.dumps(

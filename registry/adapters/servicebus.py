@@ -31,10 +31,16 @@ def to_message(job: Job, delay_seconds: float, now: datetime) -> ServiceBusMessa
     )
 
 
+class MessageTooLarge(ValueError):
+    """A job larger than the namespace takes: sending it again cannot help."""
+
+
 @contextmanager
 def _queue_errors() -> Iterator[None]:
     try:
         yield
+    except MessageSizeExceededError as error:
+        raise MessageTooLarge("the job message is larger than the Service Bus namespace accepts") from error
     except ServiceBusError as error:  # the SDK already retried with backoff
         raise StorageUnavailable(f"Service Bus: {type(error).__name__}") from error
 
@@ -68,6 +74,8 @@ class ServiceBusJobQueue:
                 try:
                     batch.add_message(message)
                 except MessageSizeExceededError:
+                    if not len(batch):
+                        raise  # too large even alone
                     sender.send_messages(batch)
                     batch = sender.create_message_batch()
                     batch.add_message(message)

@@ -12,7 +12,8 @@ import logging
 import azure.functions as func
 
 from registry.bootstrap import dependencies
-from registry.services.jobs import fail_after_last_delivery, handle_message
+from registry.records import SourceError, StorageUnavailable
+from registry.services.jobs import UnusableMessage, fail_after_last_delivery, handle_message
 from registry.settings import SERVICE_BUS_CONNECTION, SERVICE_BUS_QUEUE_SETTING
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,9 @@ def job_worker(msg: func.ServiceBusMessage) -> None:
         )
     except Exception as error:
         if delivery >= deps.settings.service_bus_max_deliveries:
-            fail_after_last_delivery(msg.get_body(), f"{type(error).__name__}: {error}", store=deps.store)
+            # Only the registry's own messages are quoted: an SDK's text may echo a source URL.
+            own = isinstance(error, SourceError | StorageUnavailable | UnusableMessage)
+            reason = f"{type(error).__name__}: {error}" if own else type(error).__name__
+            fail_after_last_delivery(msg.get_body(), reason, store=deps.store)
         raise
     log.info("job %s (delivery %s): %s", msg.message_id, delivery, outcome)

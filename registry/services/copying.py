@@ -274,7 +274,7 @@ class _Slice:
             seconds=self.policy.lease_seconds
         )
         try:
-            self.store.replace(registration)
+            write_worker_fields(self.store, registration, expected_lease=registration.lease_id)
         except ConcurrentUpdate:
             raise _LeaseLost() from None
         self.next_checkpoint = self.clock() + self.policy.checkpoint_seconds
@@ -328,7 +328,10 @@ def process_job(
             # An earlier delivery of this very message died holding the lease (a first delivery
             # is a duplicate, and its holder's own message comes back if the holder dies):
             # come back when the lease lapses.
-            retry = dataclasses.replace(job, purpose="retry")
+            # One retry per held lease: redeliveries during the same lease collapse into it.
+            retry = dataclasses.replace(
+                job, purpose="retry", sequence=int(registration.lease_until.timestamp())
+            )
             queue.send(retry, delay_seconds=(registration.lease_until - now()).total_seconds() + 1)
         return Outcome.BUSY
     if registration.lease_id:
@@ -343,22 +346,21 @@ def process_job(
                 now,
             )
             return Outcome.FAILED
+    free_lease = registration.lease_id
     registration.lease_id = uuid.uuid4().hex
     registration.lease_until = now() + timedelta(seconds=policy.lease_seconds)
     registration.picked_up = True
     registration.last_progress_at = now()
     try:
-        store.replace(registration)
+        write_worker_fields(store, registration, expected_lease=free_lease)
     except ConcurrentUpdate:
         return Outcome.BUSY
     sources = sealer.unseal(registration.sealed, sealing_binding(registration))["model_files"]
     work = _Slice(registration, sources, store=store, copier=copier, policy=policy, now=now, clock=clock)
     try:
         finished = work.run(_prepare_files(store, registration))
-    except _LeaseLost:
-        log.warning("lost the lease on %s to another worker; stopping", registration.key)
-        return Outcome.LOST
-    except ConcurrentUpdate:
+    except (_LeaseLost, ConcurrentUpdate):
+        _after_lost_lease(registration, store, copier)
         return Outcome.LOST
     except _Failed as failure:
         failure.progress.state, failure.progress.error = FileState.FAILED, failure.reason
@@ -381,16 +383,61 @@ def process_job(
     if finished:
         _finish(registration, store, sealer, now)
         return Outcome.FINISHED
+    registration.slices += 1  # a fresh message id for each continuation, whatever came before
     if not _release(registration, store, now):
         return Outcome.LOST
     # If this send fails, the message is retried: nothing is lost.
-    queue.send(job_for(registration, "continue", job.sequence + 1 if job.purpose == "continue" else 1))
+    queue.send(job_for(registration, "continue", registration.slices))
     return Outcome.CONTINUED
+
+
+# What the worker owns in a registration record; the owner's edits (visibility, description,
+# metainfo) land on other fields, so a PATCH during a copy merges instead of stopping it.
+_WORKER_FIELDS = (
+    "state", "message", "last_progress_at", "lease_id", "lease_until", "picked_up", "takeovers",
+    "last_error", "sealed", "finished_once", "slices",
+)  # fmt: skip
+
+
+def write_worker_fields(store: RegistrationStore, registration: Registration, *, expected_lease: str) -> None:
+    """Write the record (If-Match). If someone else wrote it meanwhile but the lease is still the
+    one expected, re-apply the worker's fields to the fresh record and try again; otherwise
+    ConcurrentUpdate (another worker has it, or it was deleted or registered anew)."""
+    for _ in range(3):
+        try:
+            store.replace(registration)
+            return
+        except ConcurrentUpdate:
+            fresh = store.get(registration.owner, registration.name, registration.version)
+            if (
+                fresh is None
+                or fresh.registration_id != registration.registration_id
+                or fresh.lease_id != expected_lease
+            ):
+                raise
+            for name in _WORKER_FIELDS:
+                setattr(fresh, name, getattr(registration, name))
+            fresh.updated_at = max(fresh.updated_at, registration.updated_at)
+            vars(registration).update(vars(fresh))  # the slice keeps working on this same object
+    raise ConcurrentUpdate()
+
+
+def _after_lost_lease(registration: Registration, store: RegistrationStore, copier: BlobCopier) -> None:
+    """Another worker took over, or the model was deleted under us. In the second case a file this
+    slice committed after the delete would be left behind: remove what is under its path."""
+    if store.get(registration.owner, registration.name, registration.version) is None:
+        removed = copier.delete_prefix(registration.blob_path(""))
+        log.warning(
+            "%s was deleted during its copy; removed %d blob(s) left behind", registration.key, removed
+        )
+    else:
+        log.warning("lost the lease on %s to another worker; stopping", registration.key)
 
 
 def _release(
     registration: Registration, store: RegistrationStore, now: Callable[[], datetime], last_error: str = ""
 ) -> bool:
+    held = registration.lease_id
     registration.lease_id = ""
     registration.lease_until = EPOCH
     registration.takeovers = 0
@@ -398,7 +445,7 @@ def _release(
     if last_error:
         registration.last_error = last_error
     try:
-        store.replace(registration)
+        write_worker_fields(store, registration, expected_lease=held)
     except (ConcurrentUpdate, StorageUnavailable):
         return False
     return True
@@ -417,6 +464,8 @@ def _end(
     if not _release(registration, store, now):
         log.warning("could not record the end of %s; a later message will redo it", registration.key)
         return False
+    if registration.listed_publicly:
+        store.publish(registration)  # after the record: what lists show follows the record
     return True
 
 
@@ -429,9 +478,7 @@ def _finish(
     registration.sealed = sealer.seal(secrets, sealing_binding(registration))
     registration.finished_once = True
     total = len(registration.file_names)
-    recorded = _end(registration, store, State.FINISHED, f"Registered {total} file{'s' * (total != 1)}", now)
-    if recorded and registration.listed_publicly:
-        store.publish(registration)  # after the record: a model is never listed before it is there
+    _end(registration, store, State.FINISHED, f"Registered {total} file{'s' * (total != 1)}", now)
     log.info("registration %s finished", registration.key)
 
 

@@ -29,6 +29,10 @@ from registry.validation import InvalidRequest, is_identifier
 log = logging.getLogger(__name__)
 
 
+# The registration id of the record an invalid bulk registration leaves (it has no copy job).
+INVALID_REGISTRATION = "invalid"
+
+
 class UnusableMessage(Exception):
     """Retrying cannot help: the message ends in the poison (or dead-letter) queue."""
 
@@ -98,12 +102,17 @@ def register_from_queue(
             settings=settings,
             now=now,
         )
+    except Conflict as conflict:
+        existing = store.get(job.owner, job.name, job.version)
+        if existing is None or existing.registration_id != INVALID_REGISTRATION:
+            log.warning("bulk registration %s/%s/%s refused: %s", job.owner, job.name, job.version, conflict)
+            return "conflict"
+        # A corrected line replaces the record of its earlier invalid version.
+        store.delete(existing)
+        return register_from_queue(job, store=store, queue=queue, sealer=sealer, settings=settings, now=now)
     except InvalidRequest as problem:
         _record_invalid(job, str(problem), store=store, sealer=sealer, now=now)
         return "invalid"
-    except Conflict as conflict:
-        log.warning("bulk registration %s/%s/%s refused: %s", job.owner, job.name, job.version, conflict)
-        return "conflict"
     except Unavailable as unavailable:
         raise StorageUnavailable(str(unavailable)) from unavailable
     return registration.state.value
@@ -119,7 +128,7 @@ def _record_invalid(
         name=job.name,
         version=job.version,
         owner_name=job.owner_name or job.owner,
-        registration_id="invalid",
+        registration_id=INVALID_REGISTRATION,
         state=State.FAILED,
         message=f"Invalid registration: {reason}",
         private=True,

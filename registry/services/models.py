@@ -51,6 +51,7 @@ from registry.validation import (
     FieldError,
     InvalidRequest,
     RegistrationRequest,
+    RequestContext,
     UpdateRequest,
     parse_registration,
     parse_with,
@@ -200,60 +201,42 @@ def update_model(
     settings: Settings,
     now: Callable[[], datetime] = utcnow,
 ) -> Registration:
-    """Apply a PATCH to the caller's own model; raises NotVisible, InvalidRequest, Conflict, Unavailable."""
+    """Apply a PATCH to the caller's own model; raises NotVisible, InvalidRequest, Conflict, Unavailable.
+
+    A worker checkpointing the same record meanwhile is not a conflict: the change is re-applied
+    to the fresh record (up to a few times).
+    """
     registration = find_own(store, caller, name, version)
     context = request_context(name, version, caller, settings, frozenset(registration.file_names))
     update: UpdateRequest = parse_with(UpdateRequest, body, context)
-    if update.config is None and update.model_metainfo is None and update.model_files is None:
+    config = update.config.model_dump(exclude_unset=True) if update.config else {}
+    config = {key: value for key, value in config.items() if value is not None}
+    metainfo = update.model_metainfo or {}
+    files = update.model_files or {}
+    if not (config or metainfo or files):
         raise InvalidRequest(
             [FieldError("body", "nothing to change: give model_config, model_metainfo or model_files")]
         )
-    changes: dict[str, Any] = {}
-    document = registration.document
-    if update.config is not None:
-        given = update.config.model_dump(exclude_unset=True)
-        if given.get("private") is None:
-            given.pop("private", None)
-        for field, value in given.items():
-            old = registration.private if field == "private" else registration.description
-            if value != old:
-                changes[field] = {"from": old, "to": value}
-        if "description" in given:
-            registration.description = given["description"] or ""
-            document["model_config"]["description"] = registration.description
-        if "private" in given:
-            registration.private = bool(given["private"])
-            document["model_config"]["private"] = registration.private
-    if update.model_metainfo is not None:
-        merged = {**document.get("model_metainfo", {}), **update.model_metainfo}
-        checked = parse_registration(
-            {"model_config": document["model_config"], "model_files": {}, "model_metainfo": merged},
-            context,
-        ).model_metainfo
-        document["model_metainfo"] = checked.model_dump(mode="json", exclude_none=True)
-        changes["model_metainfo"] = sorted(update.model_metainfo)
-    if update.model_files:
-        if registration.state is State.IN_PROGRESS:
-            raise Conflict("the model's files are being copied; update its files once that is done")
-        _stage_new_files(registration, update.model_files, store=store, sealer=sealer)
-        changes["model_files"] = sorted(update.model_files)
-    if not changes:
-        return registration
-    registration.updated_at = now()
-    registration.last_change = change = _change_record(caller, registration.updated_at, changes)
-    becomes_private = "private" in changes and registration.private
-    with _storage():
-        if becomes_private:  # off the list first: a model is never listed while it is private
-            with contextlib.suppress(NotFound):
-                store.unpublish(registration)
+    for _ in range(3):
+        changes = _apply_update(registration, config, metainfo, files, context)
+        if not changes:
+            return registration
+        if files:
+            if registration.state is State.IN_PROGRESS:
+                raise Conflict("the model's files are being copied; update its files once that is done")
+            _stage_new_files(registration, files, store=store, sealer=sealer)
+        registration.updated_at = now()
+        registration.last_change = change = _change_record(caller, registration.updated_at, changes)
         try:
-            store.replace(registration)
+            _save_update(
+                registration, change, store, becomes_private="private" in changes and registration.private
+            )
+            break
         except ConcurrentUpdate:
-            raise Conflict("the model changed while it was being updated; retry") from None
-        store.record_change(registration, change)
-        if registration.listed_publicly:
-            store.publish(registration)  # refresh what the list shows
-    if update.model_files:
+            registration = find_own(store, caller, name, version)
+    else:
+        raise Conflict("the model kept changing while it was being updated; retry")
+    if files:
         try:
             queue.send(job_for(registration, "update", int(registration.updated_at.timestamp())))
         except StorageUnavailable:  # the sweep picks it up: the update is recorded
@@ -261,12 +244,59 @@ def update_model(
     return registration
 
 
+def _apply_update(
+    registration: Registration,
+    config: dict[str, Any],
+    metainfo: dict[str, Any],
+    files: dict[str, str],
+    context: RequestContext,
+) -> dict[str, Any]:
+    """Change the record in memory; returns what changed (empty if nothing would)."""
+    changes: dict[str, Any] = {}
+    document = registration.document
+    if "description" in config and config["description"] != registration.description:
+        changes["description"] = {"from": registration.description, "to": config["description"]}
+        registration.description = document["model_config"]["description"] = config["description"]
+    if "private" in config and config["private"] != registration.private:
+        changes["private"] = {"from": registration.private, "to": config["private"]}
+        registration.private = document["model_config"]["private"] = config["private"]
+    if metainfo:
+        current = document.get("model_metainfo", {})
+        merged = {**current, **metainfo}
+        # Validated as at registration, knowing the files this PATCH adds.
+        checked = parse_registration(
+            {"model_config": document["model_config"], "model_files": files, "model_metainfo": merged},
+            context,
+        ).model_metainfo.model_dump(mode="json", exclude_none=True)
+        changed = sorted(key for key in set(checked) | set(current) if checked.get(key) != current.get(key))
+        if changed:
+            document["model_metainfo"] = checked
+            changes["model_metainfo"] = changed
+    if files:
+        changes["model_files"] = sorted(files)
+    return changes
+
+
+def _save_update(
+    registration: Registration, change: dict[str, Any], store: RegistrationStore, *, becomes_private: bool
+) -> None:
+    with _storage():
+        if becomes_private:  # off the list first: a model is never listed while it is private
+            with contextlib.suppress(NotFound):
+                store.unpublish(registration)
+        store.replace(registration)
+        store.record_change(registration, change)
+        if registration.listed_publicly:
+            store.publish(registration)  # refresh what the list shows
+
+
 def _stage_new_files(
     registration: Registration, sources: dict[str, str], *, store: RegistrationStore, sealer: Sealer
 ) -> None:
     """Record new sources; the worker copies them while the current files stay served."""
     secrets = sealer.unseal(registration.sealed, sealing_binding(registration))
-    secrets["model_files"] = dict(sources)
+    # Files that failed before are retried with the new ones: keep their sources too.
+    secrets["model_files"] = {**secrets.get("model_files", {}), **sources}
     registration.sealed = sealer.seal(secrets, sealing_binding(registration))
     for target, url in sources.items():
         registration.document["model_files"][target] = redact_url(url)

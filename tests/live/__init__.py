@@ -1,0 +1,1 @@
+"""Tests against real services, run only when their connection settings are given."""
