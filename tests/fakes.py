@@ -2,31 +2,42 @@
 
 The fakes behave like the real services where the services' correctness depends on it:
 - the store copies records in and out and enforces ETag conditions, as Table Storage does;
+- its public catalog is a snapshot taken when a model is published, and listing walks keys in
+  the order and with the server-side filters of adapters/tables.py (the language filter is the
+  service's own);
 - the copier really copies byte ranges of its sources into staged blocks, keeps uncommitted and
-  committed block lists apart, and is safe to call from the copy worker's thread pool.
+  committed block lists apart, and is safe to call from the copy worker's thread pool;
+- it is also the ModelFiles port: it reads committed blobs and hands out read URLs (with a fake
+  `sig=`) that it accepts back as copy sources, as Azure accepts the registry's own SAS URLs.
 """
 
 from __future__ import annotations
 
 import base64
 import copy
+import hashlib
 import itertools
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from registry.records import (
     AlreadyExists,
     ConcurrentUpdate,
     CopyJob,
     FileProgress,
+    ModelFilter,
+    ModelSummary,
+    NotFound,
     Registration,
     SourceError,
     SourceInfo,
     State,
     StorageUnavailable,
+    sort_key,
 )
 from registry.settings import Settings, load_settings
 
@@ -155,6 +166,10 @@ class FakeRegistrationStore:
         self._etags = itertools.count(1)
         self._registrations: dict[tuple[str, str, str], Registration] = {}
         self._files: dict[str, dict[int, FileProgress]] = {}
+        # The public catalog (sort_key(name, version, owner) -> the row written when published)
+        # and the change log (registration key -> inverted timestamp -> change).
+        self._catalog: dict[str, _ListingRow] = {}
+        self._changes: dict[str, dict[str, dict[str, Any]]] = {}
         # Method names whose next calls raise StorageUnavailable (a test sets these).
         self.unavailable: set[str] = set()
         self.calls: list[str] = []
@@ -247,7 +262,84 @@ class FakeRegistrationStore:
                 if r.state is State.IN_PROGRESS and r.last_progress_at < before
             ]
 
+    def publish(self, registration: Registration) -> None:
+        with self._lock:
+            self._enter("publish")
+            row = _ListingRow.of(registration)
+            self._catalog[row.summary.sort_key] = row
+
+    def unpublish(self, registration: Registration) -> None:
+        with self._lock:
+            self._enter("unpublish")
+            if self._catalog.pop(_catalog_key(registration), None) is None:
+                raise NotFound()
+
+    def own_models(self, owner: str, after: str, filters: ModelFilter) -> Iterator[ModelSummary]:
+        """The owner's partition of the registrations table: "RowKey gt after" and the filters."""
+        with self._lock:
+            self._enter("own_models")
+            rows = sorted(
+                (sort_key(r.name, r.version), _ListingRow.of(r))
+                for r in self._registrations.values()
+                if r.owner == owner
+            )
+        for row_key, row in rows:
+            if row_key > after and row.matches(filters):
+                yield row.summary
+
+    def public_models(self, after: str, filters: ModelFilter, exclude_owner: str) -> Iterator[ModelSummary]:
+        """The catalog partition: "RowKey gt after", "owner ne caller", the filters and the owner's."""
+        with self._lock:
+            self._enter("public_models")
+            rows = sorted(self._catalog.items())
+        for row_key, row in rows:
+            summary = row.summary
+            if (
+                row_key > after
+                and summary.owner != exclude_owner
+                and (filters.owner is None or summary.owner == filters.owner)
+                and row.matches(filters)
+            ):
+                yield summary
+
+    def record_change(self, registration: Registration, change: dict[str, Any]) -> None:
+        with self._lock:
+            self._enter("record_change")
+            # As the real log: keyed by an inverted timestamp (an upsert), so newest sorts first.
+            inverted = f"{2**63 - int(registration.updated_at.timestamp() * 1_000_000):019d}"
+            self._changes.setdefault(registration.key, {})[inverted] = copy.deepcopy(change)
+
+    def changes(self, registration: Registration) -> list[dict[str, Any]]:
+        with self._lock:
+            self._enter("changes")
+            rows = self._changes.get(registration.key, {})
+            return [copy.deepcopy(rows[k]) for k in sorted(rows)]
+
+    def forget(self, registration: Registration) -> None:
+        """In the real adapter's order: listing, change log, file progress, then the registration
+        (If-Match). A failed condition leaves the earlier deletions done, as it does there."""
+        with self._lock:
+            self._enter("forget")
+            self._catalog.pop(_catalog_key(registration), None)
+            self._changes.pop(registration.key, None)
+            self._files.pop(registration.key, None)
+            key = self._key(registration)
+            stored = self._registrations.get(key)
+            if stored is None or registration.etag is None or stored.etag != registration.etag:
+                raise ConcurrentUpdate()
+            del self._registrations[key]
+
     # -- for tests: look and tamper without going through the port --
+
+    def catalog(self) -> list[ModelSummary]:
+        """The public catalog in key order."""
+        with self._lock:
+            return [self._catalog[k].summary for k in sorted(self._catalog)]
+
+    def peek_changes(self, registration: Registration) -> list[dict[str, Any]]:
+        with self._lock:
+            rows = self._changes.get(registration.key, {})
+            return [copy.deepcopy(rows[k]) for k in sorted(rows)]
 
     def peek(self, owner: str, name: str, version: str) -> Registration | None:
         with self._lock:
@@ -270,6 +362,52 @@ class FakeRegistrationStore:
                 setattr(stored, attribute, value)
             stored.etag = self._new_etag()
             return copy.deepcopy(stored)
+
+
+def _catalog_key(registration: Registration) -> str:
+    return sort_key(registration.name, registration.version, registration.owner)
+
+
+@dataclass(frozen=True)
+class _ListingRow:
+    """What a listing reads of one model, with the columns its server-side filters look at."""
+
+    summary: ModelSummary
+    input_types: frozenset[str]
+    output_types: frozenset[str]
+
+    @classmethod
+    def of(cls, r: Registration) -> _ListingRow:
+        meta = r.document.get("model_metainfo", {})
+        languages = {x.lower() for side in ("input", "output") for x in meta.get(f"{side}_languages") or ()}
+        summary = ModelSummary(
+            name=r.name,
+            version=r.version,
+            owner=r.owner,
+            owner_name=r.owner_name,
+            type=r.model_type,
+            description=r.description,
+            private=r.private,
+            state=r.state.value,
+            trainable=r.trainable,
+            languages=tuple(sorted(languages)),
+            parent_model=copy.deepcopy(r.parent),
+            created_at=r.created_at,
+            updated_at=r.updated_at,
+        )
+        return cls(summary, frozenset(meta.get("input_types", ())), frozenset(meta.get("output_types", ())))
+
+    def matches(self, filters: ModelFilter) -> bool:
+        """_filter_query's clauses: name (a key range), version, type, trainable, input/output type."""
+        s = self.summary
+        return (
+            (filters.name is None or s.name == filters.name)
+            and (filters.version is None or s.version == filters.version)
+            and (filters.type is None or s.type == filters.type)
+            and (filters.trainable is None or s.trainable == filters.trainable)
+            and (not filters.input_type or filters.input_type in self.input_types)
+            and (not filters.output_type or filters.output_type in self.output_types)
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -326,6 +464,7 @@ class _Blob:
     block_ids: list[str]
     blocks: dict[str, bytes]
     content_md5: str
+    etag: str = ""
 
     @property
     def data(self) -> bytes:
@@ -341,9 +480,23 @@ class StageCall:
     length: int
 
 
+# The registry's own container, as the ModelFiles fake names it in read URLs.
+REGISTRY_CONTAINER_URL = "https://registryaccount.blob.core.windows.net/models"
+_FAKE_ACCOUNT_KEY = b"fake-registry-account-key"
+
+
+def _read_signature(path: str, expiry: str) -> str:
+    return hashlib.sha256(_FAKE_ACCOUNT_KEY + f"\n{path}\n{expiry}\nr".encode()).hexdigest()[:32]
+
+
 @dataclass
 class FakeBlobCopier:
-    """Sources by URL; a destination container with staged (uncommitted) and committed blocks."""
+    """Sources by URL; a destination container with staged (uncommitted) and committed blocks.
+
+    Also the ModelFiles port over that container. A URL from read_url is a valid copy source for
+    that blob (as a SAS URL of the registry's own blob is for Put Block From URL) while its
+    signature matches and it has not expired; the blob is read as it is when the copy reads it.
+    """
 
     sources: dict[str, _Source] = field(default_factory=dict)
     staged: dict[str, dict[str, bytes]] = field(default_factory=dict)
@@ -360,6 +513,8 @@ class FakeBlobCopier:
     before_stage: Callable[[int, StageCall], None] | None = None
     # Called (outside the lock) after each successful commit, with the blob's path.
     after_commit: Callable[[str], None] | None = None
+    read_url_calls: list[str] = field(default_factory=list)
+    deleted_prefixes: list[str] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _etags: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
@@ -400,10 +555,26 @@ class FakeBlobCopier:
             self.source_info_calls.append(url)
             if url in self.info_errors:
                 raise self.info_errors[url]
-            source = self.sources.get(url)
+            source = self._readable(url)
             if source is None:
                 raise SourceError("the source does not exist (404)", permanent=True)
             return SourceInfo(size=len(source.data), etag=source.etag, content_md5=source.content_md5)
+
+    def _readable(self, url: str) -> _Source | None:
+        """The source at a URL: an external one, or a committed blob of ours via a read URL."""
+        source = self.sources.get(url)
+        if source is not None or not url.startswith(REGISTRY_CONTAINER_URL + "/"):
+            return source
+        parts = urlsplit(url)
+        path = unquote(parts.path[len(urlsplit(REGISTRY_CONTAINER_URL).path) + 1 :])
+        query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+        expiry, signature = query.get("se", ""), query.get("sig", "")
+        if signature != _read_signature(path, expiry):
+            raise SourceError("server failed to authenticate the request (403)", permanent=True)
+        if datetime.fromisoformat(expiry) < datetime.now(UTC):
+            raise SourceError("the SAS expired (403)", permanent=True)
+        blob = self.committed.get(path)
+        return _Source(blob.data, blob.etag, blob.content_md5) if blob else None
 
     def staged_blocks(self, path: str) -> Mapping[str, int]:
         with self._lock:
@@ -428,7 +599,7 @@ class FakeBlobCopier:
         with self._lock:
             if url in self.stage_errors:
                 raise self.stage_errors[url]
-            source = self.sources.get(url)
+            source = self._readable(url)
             if source is None:
                 raise SourceError("the source does not exist (404)", permanent=True)
             if offset < 0 or length <= 0 or offset + length > len(source.data):
@@ -447,14 +618,53 @@ class FakeBlobCopier:
             missing = [i for i in block_ids if i not in available]
             if missing:
                 raise ValueError(f"InvalidBlockList: {len(missing)} blocks were never staged")
-            blob = _Blob(list(block_ids), {i: available[i] for i in block_ids}, content_md5)
+            blob = _Blob(
+                list(block_ids),
+                {i: available[i] for i in block_ids},
+                content_md5,
+                etag=f'"0x8D{next(self._etags):012X}"',
+            )
             self.committed[path] = blob
             self.staged.pop(path, None)  # Put Block List discards the uncommitted blocks
         if self.after_commit is not None:
             self.after_commit(path)
         return len(blob.data)
 
+    # -- the ModelFiles port --
+
+    def exists(self, path: str) -> bool:
+        with self._lock:
+            return path in self.committed
+
+    def read(self, path: str, max_bytes: int) -> bytes | None:
+        with self._lock:
+            blob = self.committed.get(path)
+            return blob.data[:max_bytes] if blob else None
+
+    def read_url(self, path: str, ttl: timedelta) -> str:
+        """A read-only URL with a fake SAS (whether or not the blob exists, as a SAS is)."""
+        expiry = (datetime.now(UTC) + ttl).replace(microsecond=0).isoformat()
+        with self._lock:
+            self.read_url_calls.append(path)
+        query = f"se={quote(expiry)}&sp=r&sig={_read_signature(path, expiry)}"
+        return f"{REGISTRY_CONTAINER_URL}/{quote(path)}?{query}"
+
+    def delete_prefix(self, prefix: str) -> int:
+        with self._lock:
+            self.deleted_prefixes.append(prefix)
+            names = [name for name in self.committed if name.startswith(prefix)]
+            for name in names:
+                del self.committed[name]
+                # Deleting a blob discards its uncommitted blocks; blocks staged for a blob that
+                # was never committed are not listed, so they stay (Azure drops them in a week).
+                self.staged.pop(name, None)
+            return len(names)
+
     # -- for tests --
+
+    def blobs_under(self, prefix: str) -> list[str]:
+        with self._lock:
+            return sorted(name for name in self.committed if name.startswith(prefix))
 
     def blob(self, path: str) -> bytes | None:
         with self._lock:

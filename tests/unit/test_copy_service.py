@@ -372,7 +372,7 @@ def test_a_redelivery_while_its_dead_holder_keeps_the_lease_comes_back_when_the_
     assert len(world.copier.stage_calls) == staged
     assert len(world.queue.sent) == 1
     sent = world.queue.sent[0]
-    assert sent.job == job_for(registration, "retry")
+    assert sent.job == job_for(registration, "retry", int(lease_until.timestamp()))
     assert sent.delay_seconds == pytest.approx((lease_until - world.now()).total_seconds() + 1)
     # That delayed message then finds the lease expired and resumes.
     world.now.advance(sent.delay_seconds)
