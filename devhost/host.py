@@ -125,12 +125,22 @@ class Host:
             if trigger is None:
                 log.warning("Function '%s' has no trigger; skipped", name)
                 continue
+            if self._disabled(name):
+                log.info("Function '%s' is disabled (AzureWebJobs.%s.Disabled)", name, name)
+                continue
             definition = FunctionDef.create(name, user_function, trigger.name, str(self.app_dir))
             self._warn_unsupported(function, definition)
             try:
                 self._add(definition, trigger, lease)
             except (LookupError, ValueError) as exc:
                 log.error("Function '%s' is disabled: %s", name, exc)
+
+    def _disabled(self, name: str) -> bool:
+        """The Functions host's own switch: app setting AzureWebJobs.<name>.Disabled=true."""
+        for key in (f"AzureWebJobs.{name}.Disabled", f"AzureWebJobs__{name}__Disabled"):
+            if str(self.environ.get(key, "")).lower() in ("true", "1"):
+                return True
+        return False
 
     def _warn_unsupported(self, function: func.Function, definition: FunctionDef) -> None:
         for binding in function.get_bindings():

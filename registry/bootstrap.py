@@ -5,10 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cache
 
+import requests
+from azure.core.pipeline.transport import RequestsTransport
 from azure.data.tables import TableServiceClient
 from azure.servicebus import ServiceBusClient
 from azure.storage.blob import BlobServiceClient
 from azure.storage.queue import QueueClient, TextBase64EncodePolicy
+from requests.adapters import HTTPAdapter
 
 from registry.adapters.blobs import AzureBlobCopier
 from registry.adapters.queues import StorageJobQueue
@@ -35,26 +38,43 @@ class Dependencies:
         )
 
 
+def shared_transport(pool_size: int = 64) -> RequestsTransport:
+    """One HTTP session for every storage client: connections are reused across clients and
+    threads (the default pool of 10 churns under concurrent requests), and no proxy settings
+    are looked up from the environment on each call."""
+    session = requests.Session()
+    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return RequestsTransport(session=session, session_owner=False, use_env_settings=False)
+
+
 def build(settings: Settings) -> Dependencies:
+    transport = shared_transport()
     if settings.storage_connection_string:
         conn = settings.storage_connection_string
-        tables = TableServiceClient.from_connection_string(conn)
-        blobs = BlobServiceClient.from_connection_string(conn)
+        tables = TableServiceClient.from_connection_string(conn, transport=transport)
+        blobs = BlobServiceClient.from_connection_string(conn, transport=transport)
         queue = QueueClient.from_connection_string(
-            conn, settings.jobs_queue, message_encode_policy=TextBase64EncodePolicy()
+            conn, settings.jobs_queue, message_encode_policy=TextBase64EncodePolicy(), transport=transport
         )
     else:
         from azure.identity import DefaultAzureCredential
 
         credential = DefaultAzureCredential(managed_identity_client_id=settings.storage_client_id)
         account = settings.storage_account_name
-        tables = TableServiceClient(f"https://{account}.table.core.windows.net", credential=credential)
-        blobs = BlobServiceClient(f"https://{account}.blob.core.windows.net", credential=credential)
+        tables = TableServiceClient(
+            f"https://{account}.table.core.windows.net", credential=credential, transport=transport
+        )
+        blobs = BlobServiceClient(
+            f"https://{account}.blob.core.windows.net", credential=credential, transport=transport
+        )
         queue = QueueClient(
             f"https://{account}.queue.core.windows.net",
             settings.jobs_queue,
             credential=credential,
             message_encode_policy=TextBase64EncodePolicy(),
+            transport=transport,
         )
     jobs: StorageJobQueue | ServiceBusJobQueue = StorageJobQueue(queue)
     if settings.job_queue_kind == "servicebus":
@@ -69,7 +89,7 @@ def build(settings: Settings) -> Dependencies:
             settings.changes_table,
         ),
         queue=jobs,
-        copier=AzureBlobCopier(blobs.get_container_client(settings.models_container), blobs),
+        copier=AzureBlobCopier(blobs.get_container_client(settings.models_container), blobs, transport),
         sealer=Sealer(settings.sealing_key),
     )
     if settings.storage_connection_string:

@@ -6,7 +6,8 @@ import base64
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from azure.core.exceptions import AzureError, HttpResponseError
+from azure.core.exceptions import AzureError, HttpResponseError, ResourceNotFoundError
+from azure.core.pipeline.transport import HttpTransport
 from azure.storage.blob import (
     BlobBlock,
     BlobClient,
@@ -45,8 +46,14 @@ def _source_error(error: AzureError) -> SourceError:
 class AzureBlobCopier:
     """The registry's private container: the copy's destination, and where users read files."""
 
-    def __init__(self, container: ContainerClient, service: BlobServiceClient | None = None) -> None:
+    def __init__(
+        self,
+        container: ContainerClient,
+        service: BlobServiceClient | None = None,
+        transport: HttpTransport[Any, Any] | None = None,
+    ) -> None:
         self._container = container
+        self._transport = transport
         self._service = service or BlobServiceClient(
             container.primary_endpoint.rsplit("/", 1)[0], container.credential
         )
@@ -58,7 +65,11 @@ class AzureBlobCopier:
 
     def source_info(self, url: str) -> SourceInfo:
         try:
-            properties = BlobClient.from_blob_url(url).get_blob_properties()
+            if self._transport is None:
+                source = BlobClient.from_blob_url(url)
+            else:
+                source = BlobClient.from_blob_url(url, transport=self._transport)
+            properties = source.get_blob_properties()
         except AzureError as error:
             raise _source_error(error) from None
         md5 = properties.content_settings.content_md5
@@ -151,8 +162,19 @@ class AzureBlobCopier:
         return self._delegation[0]
 
     def delete_prefix(self, prefix: str) -> int:
+        """Delete every blob under the prefix, including one whose copy staged blocks but never
+        committed them (listed only with uncommittedblobs)."""
         with storage_errors():
-            names = [blob.name for blob in self._container.list_blobs(name_starts_with=prefix)]
-            for start in range(0, len(names), 256):  # a blob batch holds at most 256 operations
-                self._container.delete_blobs(*names[start : start + 256])
+            names = [
+                blob.name
+                for blob in self._container.list_blobs(name_starts_with=prefix, include=["uncommittedblobs"])
+            ]
+            for name in names:
+                blob = self._container.get_blob_client(name)
+                try:
+                    blob.delete_blob()
+                except ResourceNotFoundError:
+                    # Only uncommitted blocks: committing none makes it a blob that can be deleted.
+                    blob.commit_block_list([])
+                    blob.delete_blob()
         return len(names)

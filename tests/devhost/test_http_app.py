@@ -119,3 +119,18 @@ def test_indexing_all_trigger_kinds(tmp_path: Path, caplog: pytest.LogCaptureFix
     assert [timer.function.name for timer in host.timers] == ["t"]
     assert host.router.templates == ["api/h"]
     assert "blob" in caplog.text.lower()
+
+
+def test_a_function_disabled_by_its_app_setting_is_not_indexed(tmp_path: Path) -> None:
+    app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+
+    def noop(arg: Any) -> None:
+        return None
+
+    app.function_name("worker")(app.queue_trigger(arg_name="msg", queue_name="jobs", connection="Store")(noop))
+    app.function_name("h")(app.route(route="h")(noop))
+    environ = {"Store": "UseDevelopmentStorage=true", "AzureWebJobs.worker.Disabled": "true"}
+    host = Host(app_dir=tmp_path, options=HostOptions(), environ=environ)
+    host.index(app)
+    assert host.listeners == []
+    assert host.router.templates == ["api/h"]

@@ -101,6 +101,8 @@ def host_env(azurite: Azurite) -> dict[str, str]:
         "REGISTRY_MODELS_CONTAINER": unique("models"),
         "REGISTRY_REGISTRATIONS_TABLE": unique("registrations"),
         "REGISTRY_FILES_TABLE": unique("files"),
+        "REGISTRY_CATALOG_TABLE": unique("catalog"),
+        "REGISTRY_CHANGES_TABLE": unique("changes"),
         # Small blocks and slices, short leases: a copy spans many continuations within seconds.
         "REGISTRY_COPY_BLOCK_MIB": "1",
         "REGISTRY_COPY_CONCURRENCY": "2",
