@@ -103,10 +103,14 @@ def send(jobs: list[RegisterJob], deps: Dependencies, batch_size: int, progress:
 Key = tuple[str, str, str]
 
 
-def _outcome(registration: Registration | None, digest: str) -> tuple[str, str] | None:
-    """The line's outcome, or None while it is still running."""
+def _outcome(
+    registration: Registration | None, digest: str, etag_before: str | None
+) -> tuple[str, str] | None:
+    """The line's outcome, or None while it is still running (or not yet looked at)."""
     if registration is None:
         return None
+    if registration.state is State.FAILED and registration.etag == etag_before:
+        return None  # a failure left by an earlier run: this run's message restarts or replaces it
     if registration.body_digest != digest and registration.registration_id != INVALID_REGISTRATION:
         return ("Conflict", "already registered with a different body; this line was not registered")
     if registration.state is State.IN_PROGRESS:
@@ -114,15 +118,25 @@ def _outcome(registration: Registration | None, digest: str) -> tuple[str, str] 
     return (registration.state.value, registration.message)
 
 
-def wait(jobs: list[RegisterJob], deps: Dependencies, timeout: float) -> dict[Key, tuple[str, str]]:
+def snapshot(jobs: list[RegisterJob], deps: Dependencies) -> dict[Key, str | None]:
+    """Each line's record as it stands before sending (its ETag), to tell this run's outcome
+    from what an earlier run left."""
+    records = {(j.owner, j.name, j.version): deps.store.get(j.owner, j.name, j.version) for j in jobs}
+    return {key: record.etag if record else None for key, record in records.items()}
+
+
+def wait(
+    jobs: list[RegisterJob], deps: Dependencies, timeout: float, before: dict[Key, str | None] | None = None
+) -> dict[Key, tuple[str, str]]:
     """Follow each line's registration until it ends (or the timeout): key -> (state, message)."""
+    before = before or {}
     digests = {(j.owner, j.name, j.version): _digest(j, deps) for j in jobs}
     pending = set(digests)
     results: dict[Key, tuple[str, str]] = {}
     deadline = time.monotonic() + timeout
     while True:
         for key in sorted(pending):
-            outcome = _outcome(deps.store.get(*key), digests[key])
+            outcome = _outcome(deps.store.get(*key), digests[key], before.get(key))
             if outcome is not None:
                 results[key] = outcome
                 pending.discard(key)
@@ -130,11 +144,13 @@ def wait(jobs: list[RegisterJob], deps: Dependencies, timeout: float) -> dict[Ke
             break
         time.sleep(1)
     for key in pending:
-        recorded = deps.store.get(*key) is not None
-        if recorded:
+        record = deps.store.get(*key)
+        if record is None:
+            results[key] = ("NotRecorded", "not recorded when the wait ended")
+        elif record.state is State.IN_PROGRESS:
             results[key] = ("InProgress", "still running when the wait ended")
         else:
-            results[key] = ("NotRecorded", "not recorded when the wait ended")
+            results[key] = (record.state.value, record.message)
     return results
 
 
@@ -192,9 +208,10 @@ def main(argv: list[str]) -> int:
         print(f"{args.manifest}:{line.number}: {line.reason}", file=sys.stderr)
     print(f"{len(jobs)} valid, {len(bad)} invalid line(s)", file=sys.stderr)
     deps = build(settings)
+    before = snapshot(jobs, deps) if args.wait else {}
     send(jobs, deps, args.batch_size, progress=not args.no_progress)
     if args.wait:
-        results = wait(jobs, deps, args.timeout)
+        results = wait(jobs, deps, args.timeout, before)
         print(summary(results))
         if any(state != State.FINISHED.value for state, _ in results.values()):
             return 1

@@ -18,7 +18,7 @@ import copy
 import hashlib
 import itertools
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -29,6 +29,7 @@ from registry.records import (
     ConcurrentUpdate,
     CopyJob,
     FileProgress,
+    Job,
     ModelFilter,
     ModelSummary,
     NotFound,
@@ -37,6 +38,7 @@ from registry.records import (
     SourceInfo,
     State,
     StorageUnavailable,
+    parse_job,
     sort_key,
 )
 from registry.settings import Settings, load_settings
@@ -428,10 +430,14 @@ class FakeJobQueue:
         self.sent: list[SentJob] = []
         self.failing = False
 
-    def send(self, job: CopyJob, delay_seconds: float = 0) -> None:
+    def send(self, job: Job, delay_seconds: float = 0) -> None:
         if self.failing:
             raise StorageUnavailable("fake queue: unavailable")
-        self.sent.append(SentJob(CopyJob.from_json(job.to_json()), delay_seconds))
+        self.sent.append(SentJob(parse_job(job.to_json()), delay_seconds))  # type: ignore[arg-type]
+
+    def send_batch(self, jobs: Sequence[Job]) -> None:
+        for job in jobs:
+            self.send(job)
 
     @property
     def jobs(self) -> list[CopyJob]:

@@ -127,7 +127,9 @@ def test_a_function_disabled_by_its_app_setting_is_not_indexed(tmp_path: Path) -
     def noop(arg: Any) -> None:
         return None
 
-    app.function_name("worker")(app.queue_trigger(arg_name="msg", queue_name="jobs", connection="Store")(noop))
+    app.function_name("worker")(
+        app.queue_trigger(arg_name="msg", queue_name="jobs", connection="Store")(noop)
+    )
     app.function_name("h")(app.route(route="h")(noop))
     environ = {"Store": "UseDevelopmentStorage=true", "AzureWebJobs.worker.Disabled": "true"}
     host = Host(app_dir=tmp_path, options=HostOptions(), environ=environ)

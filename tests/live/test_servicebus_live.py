@@ -1,7 +1,9 @@
 """The Service Bus adapter against a real namespace or the official emulator.
 
-Runs only when SERVICEBUS_CONNECTION_STRING is set (SERVICEBUS_QUEUE names the queue, default
-registration-jobs); skipped otherwise. See servicebus-emulator/README-servicebus.md.
+Runs only when SERVICEBUS_CONNECTION_STRING (the emulator, or a namespace with SAS auth) or
+SERVICEBUS_FULLY_QUALIFIED_NAMESPACE (a namespace reached with your Azure login through
+DefaultAzureCredential, as the deployed one requires) is set; SERVICEBUS_QUEUE names the queue,
+default registration-jobs. Skipped otherwise. See the README, "Service Bus".
 
 The tests receive (and complete) every message on the queue before and after each test: point
 them at a queue that no running app consumes. Every test uses fresh registration ids, so the
@@ -25,13 +27,14 @@ from registry.records import JOB_SCHEMA, CopyJob, Job, RegisterJob, parse_job
 from tests.fakes import registration_body
 
 CONNECTION = os.environ.get("SERVICEBUS_CONNECTION_STRING", "")
+NAMESPACE = os.environ.get("SERVICEBUS_FULLY_QUALIFIED_NAMESPACE", "")
 QUEUE = os.environ.get("SERVICEBUS_QUEUE", "") or "registration-jobs"
 EMULATED = "usedevelopmentemulator=true" in CONNECTION.replace(" ", "").lower()
 
 pytestmark = pytest.mark.skipif(
-    not CONNECTION,
-    reason="live Service Bus tests: set SERVICEBUS_CONNECTION_STRING (and SERVICEBUS_QUEUE, default "
-    "registration-jobs) to a real namespace or the emulator; see servicebus-emulator/README-servicebus.md",
+    not (CONNECTION or NAMESPACE),
+    reason="live Service Bus tests: set SERVICEBUS_CONNECTION_STRING or SERVICEBUS_FULLY_QUALIFIED_NAMESPACE "
+    "(and SERVICEBUS_QUEUE, default registration-jobs); see the README's Service Bus section",
 )
 
 # ---------------------------------------------------------------------------------------------
@@ -41,7 +44,13 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def client() -> Iterator[ServiceBusClient]:
-    with ServiceBusClient.from_connection_string(CONNECTION) as sb:
+    if CONNECTION:
+        sb = ServiceBusClient.from_connection_string(CONNECTION)
+    else:
+        from azure.identity import DefaultAzureCredential
+
+        sb = ServiceBusClient(NAMESPACE, DefaultAzureCredential())
+    with sb:
         yield sb
 
 
@@ -109,7 +118,13 @@ def duplicate_detection() -> tuple[bool | None, str]:
     try:
         from azure.servicebus.management import ServiceBusAdministrationClient
 
-        with ServiceBusAdministrationClient.from_connection_string(CONNECTION) as admin:
+        if CONNECTION:
+            admin = ServiceBusAdministrationClient.from_connection_string(CONNECTION)
+        else:
+            from azure.identity import DefaultAzureCredential
+
+            admin = ServiceBusAdministrationClient(NAMESPACE, DefaultAzureCredential())
+        with admin:
             found = admin.get_queue(QUEUE, retry_total=0, connection_timeout=10, read_timeout=10)
         return bool(found.requires_duplicate_detection), "the queue's properties"
     except Exception as error:  # any failure means we cannot tell

@@ -306,7 +306,9 @@ def test_failed_registration_with_identical_replay_restarts_with_one_new_job(
     assert record.picked_up is False
     assert record.last_progress_at == T0 + timedelta(seconds=30)
     assert again.state is State.IN_PROGRESS
-    assert queue.jobs == [CopyJob(ALICE.id, "codegen", "1.0", first.registration_id, "restart", record.attempt)]
+    assert queue.jobs == [
+        CopyJob(ALICE.id, "codegen", "1.0", first.registration_id, "restart", record.attempt)
+    ]
 
 
 def test_failed_registration_with_different_body_is_a_conflict(
