@@ -176,9 +176,7 @@ def run(plan: RegistrationPlan, log_dir: Path | None = None) -> Figure:
             sources = OwnerContainer(azurite, "model-sources")
             base, sas = sources.container.url, sources.container_sas()
             total = plan.warmup + plan.rounds * plan.per_round
-            bodies = {
-                i: json.dumps(request_body(base, sas, _version(i))).encode() for i in range(total)
-            }
+            bodies = {i: json.dumps(request_body(base, sas, _version(i))).encode() for i in range(total)}
             with running_host(settings, logs / "host.log") as host:
                 api = ApiLoad(host, owner, bodies)
                 warm_api = api.load().run(plan.warmup, plan.concurrency, first_index=0)
@@ -186,7 +184,9 @@ def run(plan: RegistrationPlan, log_dir: Path | None = None) -> Figure:
                     raise RuntimeError(
                         f"the API refused the warm-up registrations: {warm_api.samples}\n{host.tail()}"
                     )
-                ceiling = CeilingLoad(azurite.connection_string(), owner, _template_entity(azurite, owner, "1.0.0"))
+                ceiling = CeilingLoad(
+                    azurite.connection_string(), owner, _template_entity(azurite, owner, "1.0.0")
+                )
                 # The ceiling's rows use the same keys as the API's, in another table.
                 ceiling.load().run(plan.warmup, plan.concurrency, first_index=0)
                 api_rounds: list[LoadResult] = []

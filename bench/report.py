@@ -35,7 +35,7 @@ class Figure:
         verdict = "ok" if self.met else "BELOW TARGET" if self.target.startswith(">=") else "ABOVE TARGET"
         return (
             f"{self.label}: {self.value:.1f} {self.unit} ({self.baseline_label} {self.baseline:.1f} "
-            f"→ {self.ratio:.2f}×, target {self.target.replace('>=', '≥').replace('<=', '≤')}) {verdict}"
+            f"→ {self.ratio:.2f}x, target {self.target.replace('>=', '≥').replace('<=', '≤')}) {verdict}"
         )
 
     def as_json(self) -> dict[str, Any]:
