@@ -14,8 +14,8 @@ import pytest
 from registry.bootstrap import Dependencies
 from registry.identity import Principal
 from registry.ports import BlobCopier
-from registry.records import CopyJob, Registration, State, utcnow
-from registry.services.copying import CopyPolicy, Outcome, process_job
+from registry.records import CopyJob, Registration, SourceError, State, utcnow
+from registry.services.copying import CopyPolicy, Outcome, fail_poisoned, process_job
 from registry.services.registration import job_for, register, sealing_binding
 from tests.conftest import Sources
 
@@ -228,3 +228,28 @@ def test_the_time_budget_produces_continuations_that_finish_the_copy(
     assert _committed(deps, registration, "weights.bin") == data
     queued = deps.queue._client.get_queue_properties().approximate_message_count
     assert queued == 1 + outcomes.count(Outcome.CONTINUED), "the first job plus one per continuation"
+
+
+class Unreachable(CountingCopier):
+    """Every Put Block From URL fails as if the source kept timing out."""
+
+    def stage_block(self, path: str, block_id: str, url: str, offset: int, length: int) -> None:
+        raise SourceError("the source could not be reached (503)", permanent=False)
+
+
+def test_a_job_that_keeps_failing_is_poisoned_and_its_registration_reads_failed_with_the_reason(
+    deps: Dependencies, sources: Sources
+) -> None:
+    registration = _register(deps, sources, {"weights.bin": os.urandom(MIB)})
+    job = job_for(registration)
+    for _ in range(3):  # each delivery fails; the host would retry, then poison the message
+        with pytest.raises(SourceError):
+            _run(deps, job, copier=Unreachable(deps.copier))
+        record = deps.store.get("alice", "bert", "1.0")
+        assert record is not None and record.state is State.IN_PROGRESS and record.lease_id == ""
+
+    assert fail_poisoned(job.to_json(), store=deps.store) is True
+
+    failed = deps.store.get("alice", "bert", "1.0")
+    assert failed is not None and failed.state is State.FAILED
+    assert "503" in failed.message and "sig=" not in failed.message
