@@ -19,6 +19,7 @@ from registry.adapters.servicebus import ServiceBusJobQueue
 from registry.adapters.tables import TableRegistrationStore
 from registry.sealing import Sealer
 from registry.services.copying import CopyPolicy
+from registry.services.jobs import handle_message
 from registry.settings import Settings, current_settings
 
 
@@ -29,6 +30,19 @@ class Dependencies:
     queue: StorageJobQueue | ServiceBusJobQueue
     copier: AzureBlobCopier
     sealer: Sealer
+
+    def handle_job(self, body: bytes, *, redelivered: bool) -> str:
+        """One job message, whichever queue trigger delivered it."""
+        return handle_message(
+            body,
+            store=self.store,
+            queue=self.queue,
+            copier=self.copier,
+            sealer=self.sealer,
+            settings=self.settings,
+            policy=self.copy_policy,
+            redelivered=redelivered,
+        )
 
     @property
     def copy_policy(self) -> CopyPolicy:

@@ -13,7 +13,7 @@ import azure.functions as func
 
 from registry.bootstrap import dependencies
 from registry.records import SourceError, StorageUnavailable
-from registry.services.jobs import UnusableMessage, fail_after_last_delivery, handle_message
+from registry.services.jobs import UnusableMessage, fail_after_last_delivery
 from registry.settings import SERVICE_BUS_CONNECTION, SERVICE_BUS_QUEUE_SETTING
 
 log = logging.getLogger(__name__)
@@ -27,16 +27,7 @@ def job_worker(msg: func.ServiceBusMessage) -> None:
     deps = dependencies()
     delivery = msg.delivery_count or 1
     try:
-        outcome = handle_message(
-            msg.get_body(),
-            store=deps.store,
-            queue=deps.queue,
-            copier=deps.copier,
-            sealer=deps.sealer,
-            settings=deps.settings,
-            policy=deps.copy_policy,
-            redelivered=delivery > 1,
-        )
+        outcome = deps.handle_job(msg.get_body(), redelivered=delivery > 1)
     except Exception as error:
         if delivery >= deps.settings.service_bus_max_deliveries:
             # Only the registry's own messages are quoted: an SDK's text may echo a source URL.

@@ -8,7 +8,6 @@ import azure.functions as func
 
 from registry.bootstrap import dependencies
 from registry.services.copying import fail_poisoned
-from registry.services.jobs import handle_message
 from registry.settings import JOBS_QUEUE, STORAGE_CONNECTION
 
 log = logging.getLogger(__name__)
@@ -17,18 +16,8 @@ bp = func.Blueprint()
 
 @bp.queue_trigger(arg_name="msg", queue_name=JOBS_QUEUE, connection=STORAGE_CONNECTION)
 def copy_worker(msg: func.QueueMessage) -> None:
-    deps = dependencies()
     # Failures raise: the host retries the message, then moves it to the poison queue.
-    outcome = handle_message(
-        msg.get_body(),
-        store=deps.store,
-        queue=deps.queue,
-        copier=deps.copier,
-        sealer=deps.sealer,
-        settings=deps.settings,
-        policy=deps.copy_policy,
-        redelivered=(msg.dequeue_count or 1) > 1,
-    )
+    outcome = dependencies().handle_job(msg.get_body(), redelivered=(msg.dequeue_count or 1) > 1)
     log.info("job %s (delivery %s): %s", msg.id, msg.dequeue_count, outcome)
 
 

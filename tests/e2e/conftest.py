@@ -81,6 +81,13 @@ class LocalHost:
                 self.process.kill()
                 self.process.wait()
 
+    def __enter__(self) -> LocalHost:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
     def client(self, principal: str | None = "alice") -> httpx.Client:
         headers = (
             {"X-MS-CLIENT-PRINCIPAL-ID": principal, "X-MS-CLIENT-PRINCIPAL-NAME": principal}
@@ -115,12 +122,8 @@ def host_env(azurite: Azurite) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def local_host(host_env: dict[str, str]) -> Iterator[LocalHost]:
-    host = LocalHost(host_env)
-    host.start()
-    try:
+    with LocalHost(host_env) as host:
         yield host
-    finally:
-        host.stop()
 
 
 @pytest.fixture(scope="module")

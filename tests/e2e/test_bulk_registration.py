@@ -46,12 +46,8 @@ def bulk_env(host_env: dict[str, str]) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def bulk_host(bulk_env: dict[str, str]) -> Iterator[LocalHost]:
-    host = LocalHost(bulk_env)
-    host.start()
-    try:
+    with LocalHost(bulk_env) as host:
         yield host
-    finally:
-        host.stop()
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any
 
 import httpx
 import pytest
@@ -12,40 +11,11 @@ from azure.storage.blob import ContainerClient
 
 from tests.conftest import Sources
 from tests.e2e.conftest import LocalHost
+from tests.e2e.helpers import body as registration_body
+from tests.e2e.helpers import wait
 
 pytestmark = pytest.mark.e2e
 MIB = 1024 * 1024
-
-
-def _body(sources: Sources, files: dict[str, bytes]) -> dict[str, Any]:
-    everything = {"score.py": b"def init(d): pass\n", "env.yml": b"name: e\n", "index.md": b"# m\n", **files}
-    return {
-        "model_config": {
-            "type": "SEQ2SEQ",
-            "inference_properties": {"entry_script": "score.py", "conda_env": "env.yml"},
-        },
-        "model_files": {name: sources.upload(name, data) for name, data in everything.items()},
-        "model_metainfo": {
-            "input_types": ["SOURCE_CODE"],
-            "input_languages": ["python"],
-            "input_description": "code",
-            "output_types": ["NATURAL_LANGUAGE"],
-            "output_languages": ["en"],
-            "output_description": "summary",
-            "num_params": 125_000_000,
-            "index_page_file": "index.md",
-        },
-    }
-
-
-def _wait(client: httpx.Client, status_url: str, timeout: float = 90) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        status: dict[str, Any] = client.get(status_url).json()
-        if status["state"] != "InProgress":
-            return status
-        time.sleep(0.1)
-    raise AssertionError(f"still InProgress after {timeout}s: {status}")
 
 
 def test_a_registration_is_accepted_copied_and_reported_finished(
@@ -54,14 +24,15 @@ def test_a_registration_is_accepted_copied_and_reported_finished(
     weights = os.urandom(5 * MIB + 17)
     with local_host.client() as client:
         response = client.put(
-            "/api/v1.0/model/summarizer/1.2.3", json=_body(sources, {"model/weights.bin": weights})
+            "/api/v1.0/model/summarizer/1.2.3",
+            json=registration_body(sources, {"model/weights.bin": weights}),
         )
         assert response.status_code == 202, response.text
         status_url = response.headers["Location"]
         assert response.json()["status_url"] == status_url
         assert status_url.endswith("/api/v1.0/model/summarizer/1.2.3/status")
 
-        status = _wait(client, status_url)
+        status = wait(client, status_url)
 
     assert status["state"] == "Finished", status
     assert {f["name"]: (f["state"], f["bytes_copied"], f["size"]) for f in status["files"]}[
@@ -76,7 +47,9 @@ def test_another_principal_and_an_anonymous_caller_cannot_see_the_registration(
     local_host: LocalHost, sources: Sources
 ) -> None:
     with local_host.client("alice") as alice:
-        assert alice.put("/api/v1.0/model/private-one/1", json=_body(sources, {})).status_code == 202
+        assert (
+            alice.put("/api/v1.0/model/private-one/1", json=registration_body(sources, {})).status_code == 202
+        )
         assert alice.get("/api/v1.0/model/private-one/1/status").status_code == 200
     with local_host.client("mallory") as mallory:
         response = mallory.get("/api/v1.0/model/private-one/1/status")
@@ -84,13 +57,16 @@ def test_another_principal_and_an_anonymous_caller_cannot_see_the_registration(
         assert set(response.json()) >= {"message", "error_message"}
     with local_host.client(None) as anonymous:
         assert anonymous.get("/api/v1.0/model/private-one/1/status").status_code == 401
-        assert anonymous.put("/api/v1.0/model/private-one/2", json=_body(sources, {})).status_code == 401
+        assert (
+            anonymous.put("/api/v1.0/model/private-one/2", json=registration_body(sources, {})).status_code
+            == 401
+        )
 
 
 def test_bad_requests_are_refused_with_the_field_and_the_rule(
     local_host: LocalHost, sources: Sources
 ) -> None:
-    body = _body(sources, {})
+    body = registration_body(sources, {})
     body["model_config"]["type"] = "TRANSFORMER"
     del body["model_metainfo"]["index_page_file"]
     with local_host.client() as client:
@@ -103,7 +79,7 @@ def test_bad_requests_are_refused_with_the_field_and_the_rule(
             content=b"{" + b" " * (1024 * 1024) + b"}",
             headers={"Content-Type": "application/json"},
         )
-        bad_name = client.put("/api/v1.0/model/-bad/1", json=_body(sources, {}))
+        bad_name = client.put("/api/v1.0/model/-bad/1", json=registration_body(sources, {}))
         never_recorded = client.get("/api/v1.0/model/bad/1/status")
 
     assert invalid.status_code == 400
@@ -120,10 +96,10 @@ def test_bad_requests_are_refused_with_the_field_and_the_rule(
 def test_replaying_the_same_body_is_safe_and_a_different_body_conflicts(
     local_host: LocalHost, sources: Sources
 ) -> None:
-    body = _body(sources, {"w.bin": os.urandom(MIB)})
+    body = registration_body(sources, {"w.bin": os.urandom(MIB)})
     with local_host.client() as client:
         first = client.put("/api/v1.0/model/replayed/1", json=body)
-        finished = _wait(client, first.headers["Location"])
+        finished = wait(client, first.headers["Location"])
         again = client.put("/api/v1.0/model/replayed/1", json=body)
         after = client.get(first.headers["Location"]).json()
         body["model_config"]["description"] = "something else"
@@ -145,7 +121,9 @@ def test_a_host_killed_mid_copy_and_restarted_finishes_with_identical_bytes(
     host.start()
     try:
         with host.client() as client:
-            response = client.put("/api/v1.0/model/crashy/1", json=_body(sources, {"weights.bin": weights}))
+            response = client.put(
+                "/api/v1.0/model/crashy/1", json=registration_body(sources, {"weights.bin": weights})
+            )
             assert response.status_code == 202
             status_url = httpx.URL(response.headers["Location"]).path  # the restarted host gets a new port
             deadline = time.monotonic() + 60
@@ -161,7 +139,7 @@ def test_a_host_killed_mid_copy_and_restarted_finishes_with_identical_bytes(
 
         host.start()
         with host.client() as client:
-            final = _wait(client, status_url)
+            final = wait(client, status_url)
     finally:
         host.stop()
         print("".join(host.log[-80:]))

@@ -21,6 +21,7 @@ from azure.functions.servicebus import ServiceBusMessage
 
 from registry.adapters.servicebus import to_message
 from registry.blueprints import servicebus_jobs
+from registry.bootstrap import Dependencies
 from registry.identity import Principal
 from registry.records import CopyJob, FileState, Job, RegisterJob, Registration, SourceError, State
 from registry.sealing import Sealer
@@ -101,6 +102,8 @@ class Deps:
         found = self.store.peek(registration.owner, registration.name, registration.version)
         assert found is not None
         return found
+
+    handle_job = Dependencies.handle_job  # the real dispatch, on these fakes
 
 
 @pytest.fixture
