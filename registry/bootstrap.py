@@ -57,6 +57,7 @@ def shared_transport(pool_size: int = 64) -> RequestsTransport:
     threads (the default pool of 10 churns under concurrent requests), and no proxy settings
     are looked up from the environment on each call."""
     session = requests.Session()
+    session.trust_env = False  # azure-core's use_env_settings=False covers only sessions it creates
     adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size)
     session.mount("http://", adapter)
     session.mount("https://", adapter)

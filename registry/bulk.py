@@ -19,8 +19,7 @@ from typing import Any, TextIO
 
 from registry.bootstrap import Dependencies, build
 from registry.identity import Principal
-from registry.records import RegisterJob, Registration, State
-from registry.services.jobs import INVALID_REGISTRATION
+from registry.records import INVALID_REGISTRATION, RegisterJob, Registration, State
 from registry.services.registration import request_context, request_digest
 from registry.settings import Settings, SettingsError, load_settings
 from registry.validation import InvalidRequest, is_identifier, parse_registration

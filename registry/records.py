@@ -28,6 +28,9 @@ def utcnow() -> datetime:
 
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# The registration id of the record an invalid bulk registration leaves: Failed, no files, no job;
+# a valid registration of the same name and version replaces it.
+INVALID_REGISTRATION = "invalid"
 
 
 @dataclass

@@ -318,18 +318,18 @@ class FakeRegistrationStore:
             return [copy.deepcopy(rows[k]) for k in sorted(rows)]
 
     def forget(self, registration: Registration) -> None:
-        """In the real adapter's order: listing, change log, file progress, then the registration
-        (If-Match). A failed condition leaves the earlier deletions done, as it does there."""
+        """In the real adapter's order: off the list, the registration (If-Match; a failed
+        condition deletes nothing more), then file progress and change log."""
         with self._lock:
             self._enter("forget")
             self._catalog.pop(_catalog_key(registration), None)
-            self._changes.pop(registration.key, None)
-            self._files.pop(registration.key, None)
             key = self._key(registration)
             stored = self._registrations.get(key)
             if stored is None or registration.etag is None or stored.etag != registration.etag:
                 raise ConcurrentUpdate()
             del self._registrations[key]
+            self._files.pop(registration.key, None)
+            self._changes.pop(registration.key, None)
 
     # -- for tests: look and tamper without going through the port --
 

@@ -264,9 +264,8 @@ class TableRegistrationStore:
         return registration
 
     def delete(self, registration: Registration) -> None:
-        for batch in _batches([("delete", e) for e in self._file_entities(registration)]):
-            with storage_errors():
-                self._files.submit_transaction(batch)
+        # The record first (If-Match): if it changed meanwhile nothing is deleted at all; once it
+        # is gone, a worker's next checkpoint fails and it stops.
         with storage_errors(missing_is_conflict=True):
             self._registrations.delete_entity(
                 registration.owner,
@@ -274,6 +273,14 @@ class TableRegistrationStore:
                 etag=registration.etag,
                 match_condition=MatchConditions.IfNotModified,
             )
+        self._delete_partition(self._files, registration.key)
+
+    def _delete_partition(self, table: TableClient, partition: str) -> None:
+        with storage_errors():
+            rows = list(table.query_entities("PartitionKey eq @pk", parameters={"pk": partition}))
+        for batch in _batches([("delete", e) for e in rows]):
+            with storage_errors():
+                table.submit_transaction(batch)
 
     def _file_entities(self, registration: Registration) -> Iterator[Any]:
         with storage_errors():
@@ -371,17 +378,15 @@ class TableRegistrationStore:
             return [json.loads(e["change"]) for e in entities]
 
     def forget(self, registration: Registration) -> None:
-        """Delete the registration with everything recorded about it."""
+        """Delete the registration with everything recorded about it: off the list before and
+        after (a publish racing with the delete cannot leave it listed), the record (If-Match),
+        then its file progress and change log."""
         with contextlib.suppress(NotFound):
             self.unpublish(registration)
-        with storage_errors():
-            rows = list(
-                self._changes.query_entities("PartitionKey eq @pk", parameters={"pk": registration.key})
-            )
-        for batch in _batches([("delete", e) for e in rows]):
-            with storage_errors():
-                self._changes.submit_transaction(batch)
         self.delete(registration)
+        self._delete_partition(self._changes, registration.key)
+        with contextlib.suppress(NotFound):
+            self.unpublish(registration)
 
 
 def _batches(operations: list[Any]) -> Iterator[list[Any]]:

@@ -38,6 +38,7 @@ from registry.records import (
     utcnow,
 )
 from registry.sealing import Sealer
+from registry.services.catalog import refresh_listing
 from registry.services.registration import job_for, sealing_binding
 
 log = logging.getLogger(__name__)
@@ -141,7 +142,9 @@ class _Slice:
     # -- preparation and completion of one file (in the orchestrating thread) --
 
     def prepare(self, progress: FileProgress) -> _FileCopy:
-        url = self.sources[progress.target]
+        url = self.sources.get(progress.target)
+        if url is None:
+            raise _Failed(progress, "its source is no longer known; register or update the file again")
         copy = _FileCopy(progress, url, self.registration.blob_path(progress.target))
         info = self._source(copy)
         if not progress.source_etag:
@@ -355,7 +358,12 @@ def process_job(
         write_worker_fields(store, registration, expected_lease=free_lease)
     except ConcurrentUpdate:
         return Outcome.BUSY
-    sources = sealer.unseal(registration.sealed, sealing_binding(registration))["model_files"]
+    try:
+        sources = sealer.unseal(registration.sealed, sealing_binding(registration))["model_files"]
+    except ValueError:
+        message = "Copy failed: the sources cannot be read (the sealing key changed?)"
+        _end(registration, store, State.FAILED, message, now)
+        return Outcome.FAILED
     work = _Slice(registration, sources, store=store, copier=copier, policy=policy, now=now, clock=clock)
     try:
         finished = work.run(_prepare_files(store, registration))
@@ -379,6 +387,11 @@ def process_job(
         return Outcome.FAILED
     except (SourceError, StorageUnavailable) as error:
         _release(registration, store, now, last_error=str(error))
+        raise
+    except Exception as error:
+        # Anything unforeseen: give the lease back so that the retries (and in the end the
+        # poison queue) see the failure, rather than a lease held by nobody.
+        _release(registration, store, now, last_error=f"unexpected error ({type(error).__name__})")
         raise
     if finished:
         _finish(registration, store, sealer, now)
@@ -464,8 +477,7 @@ def _end(
     if not _release(registration, store, now):
         log.warning("could not record the end of %s; a later message will redo it", registration.key)
         return False
-    if registration.listed_publicly:
-        store.publish(registration)  # after the record: what lists show follows the record
+    refresh_listing(store, registration)  # after the record: lists follow it
     return True
 
 

@@ -10,6 +10,7 @@ from datetime import datetime
 from registry.identity import Principal
 from registry.ports import BlobCopier, JobQueue, RegistrationStore
 from registry.records import (
+    INVALID_REGISTRATION,
     AlreadyExists,
     ConcurrentUpdate,
     CopyJob,
@@ -27,10 +28,6 @@ from registry.settings import Settings
 from registry.validation import InvalidRequest, is_identifier
 
 log = logging.getLogger(__name__)
-
-
-# The registration id of the record an invalid bulk registration leaves (it has no copy job).
-INVALID_REGISTRATION = "invalid"
 
 
 class UnusableMessage(Exception):
@@ -103,13 +100,8 @@ def register_from_queue(
             now=now,
         )
     except Conflict as conflict:
-        existing = store.get(job.owner, job.name, job.version)
-        if existing is None or existing.registration_id != INVALID_REGISTRATION:
-            log.warning("bulk registration %s/%s/%s refused: %s", job.owner, job.name, job.version, conflict)
-            return "conflict"
-        # A corrected line replaces the record of its earlier invalid version.
-        store.delete(existing)
-        return register_from_queue(job, store=store, queue=queue, sealer=sealer, settings=settings, now=now)
+        log.warning("bulk registration %s/%s/%s refused: %s", job.owner, job.name, job.version, conflict)
+        return "conflict"
     except InvalidRequest as problem:
         _record_invalid(job, str(problem), store=store, sealer=sealer, now=now)
         return "invalid"

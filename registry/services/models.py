@@ -7,7 +7,6 @@ as for a model that does not exist (None / NotVisible).
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import heapq
 import json
@@ -26,7 +25,6 @@ from registry.records import (
     FileState,
     ModelFilter,
     ModelSummary,
-    NotFound,
     Registration,
     State,
     StorageUnavailable,
@@ -34,6 +32,7 @@ from registry.records import (
     utcnow,
 )
 from registry.sealing import Sealer
+from registry.services.catalog import refresh_listing, unlist
 from registry.services.registration import (
     Conflict,
     Unavailable,
@@ -281,13 +280,14 @@ def _save_update(
     registration: Registration, change: dict[str, Any], store: RegistrationStore, *, becomes_private: bool
 ) -> None:
     with _storage():
-        if becomes_private:  # off the list first: a model is never listed while it is private
-            with contextlib.suppress(NotFound):
-                store.unpublish(registration)
+        if becomes_private:  # off the list before and after: never listed while private
+            unlist(store, registration)
         store.replace(registration)
         store.record_change(registration, change)
-        if registration.listed_publicly:
-            store.publish(registration)  # refresh what the list shows
+        if becomes_private:
+            unlist(store, registration)
+        else:
+            refresh_listing(store, registration)
 
 
 def _stage_new_files(
@@ -323,10 +323,14 @@ def delete_model(
     next checkpoint (its record is gone) and a later job message for it does nothing."""
     registration = find_own(store, caller, name, version)
     with _storage():
-        try:
-            store.forget(registration)
-        except ConcurrentUpdate:
-            raise Conflict("the model changed while it was being deleted; retry") from None
+        for _ in range(5):  # a worker checkpointing the record meanwhile is no reason to give up
+            try:
+                store.forget(registration)
+                break
+            except ConcurrentUpdate:
+                registration = find_own(store, caller, name, version)
+        else:
+            raise Conflict("the model kept changing while it was being deleted; retry")
         files.delete_prefix(registration.blob_path(""))
 
 

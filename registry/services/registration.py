@@ -12,6 +12,7 @@ from typing import Any
 from registry.identity import Principal
 from registry.ports import JobQueue, RegistrationStore
 from registry.records import (
+    INVALID_REGISTRATION,
     AlreadyExists,
     ConcurrentUpdate,
     CopyJob,
@@ -180,6 +181,9 @@ def record_new(
             store.insert(registration)
         except AlreadyExists:
             existing = store.get(registration.owner, registration.name, registration.version)
+            if existing is not None and existing.registration_id == INVALID_REGISTRATION:
+                store.delete(existing)  # what an invalid bulk line left: this request replaces it
+                return record_new(registration, store=store, queue=queue, settings=settings, now=now)
             if existing is None:  # deleted in between
                 raise Unavailable("the registration changed while it was being recorded; retry") from None
             return _replay(

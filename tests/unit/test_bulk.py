@@ -17,10 +17,12 @@ import pytest
 
 from registry import bulk
 from registry.bootstrap import Dependencies
-from registry.records import CopyJob, Job, RegisterJob, State, parse_job
+from registry.identity import Principal
+from registry.records import INVALID_REGISTRATION, CopyJob, Job, RegisterJob, State, parse_job
 from registry.sealing import Sealer
 from registry.services.copying import CopyPolicy, Outcome, process_job
 from registry.services.jobs import UnusableMessage, handle_message, register_from_queue
+from registry.services.registration import register
 from registry.settings import Settings
 from tests.fakes import (
     TEST_SEALING_KEY,
@@ -785,3 +787,32 @@ def test_rerunning_after_a_source_was_fixed_reports_the_restarts_outcome(
     code, out, _ = cli(manifest, "--wait", "--timeout", "10", capsys=capsys)
 
     assert (code, out.splitlines()) == (0, ["state        count", "Finished         1"])
+
+
+def test_the_owners_own_put_replaces_what_an_invalid_bulk_line_left(
+    store: FakeRegistrationStore, queue: FakeJobQueue, sealer: Sealer, settings: Settings, clock: Clock
+) -> None:
+    register_from_queue(
+        RegisterJob("alice", "typed", "1.0", invalid_body()),
+        store=store,
+        queue=queue,
+        sealer=sealer,
+        settings=settings,
+        now=clock,
+    )
+
+    registration = register(
+        body=registration_body(),
+        name="typed",
+        version="1.0",
+        caller=Principal("alice", "Alice"),
+        store=store,
+        queue=queue,
+        sealer=sealer,
+        settings=settings,
+        now=clock,
+    )
+
+    assert registration.state is State.IN_PROGRESS
+    assert registration.registration_id != INVALID_REGISTRATION
+    assert [job.registration_id for job in queue.jobs] == [registration.registration_id]
