@@ -117,15 +117,17 @@ class CopyJob:
     version: str
     registration_id: str
     # Why it was sent and which of its kind it is: together they make the message id.
-    purpose: str = "start"  # start | continue | retry | requeue
+    purpose: str = "start"  # start | continue | retry | replay | restart | requeue | update
     sequence: int = 0
+    attempt: int = 0  # how often this job was put back after a passing failure (with backoff)
 
     kind = "copy"
 
     @property
     def message_id(self) -> str:
         """Deterministic: a resend of the same message is dropped by duplicate detection."""
-        return f"copy:{self.registration_id}:{self.purpose}:{self.sequence}"
+        base = f"copy:{self.registration_id}:{self.purpose}:{self.sequence}"
+        return f"{base}:a{self.attempt}" if self.attempt else base
 
     def to_json(self) -> str:
         return json.dumps(
@@ -138,6 +140,7 @@ class CopyJob:
                 "registration_id": self.registration_id,
                 "purpose": self.purpose,
                 "sequence": self.sequence,
+                "attempt": self.attempt,
             }
         )
 
@@ -199,6 +202,7 @@ def parse_job(text: str | bytes) -> Job:
                 registration_id=str(data["registration_id"]),
                 purpose=str(data.get("purpose", "start")),
                 sequence=int(data.get("sequence", 0)),
+                attempt=int(data.get("attempt", 0)),
             )
         if data.get("kind") == "register":
             return RegisterJob(

@@ -1,18 +1,20 @@
 """The job worker on Azure Service Bus (REGISTRY_JOB_QUEUE=servicebus, the production choice).
 
-Service Bus retries a failing message up to the queue's max delivery count, then dead-letters
-it; the last delivery records the failure on the registration first, so it never stays
-InProgress.
+A copy job that fails for a passing reason comes back later, as a scheduled copy of itself with
+growing backoff, until its attempts (REGISTRY_SERVICEBUS_MAX_DELIVERIES) run out. Anything else
+raises: Service Bus redelivers it up to the queue's max delivery count, then dead-letters it. The
+failure is recorded on the registration first, so it never stays InProgress.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 import azure.functions as func
 
 from registry.bootstrap import dependencies
-from registry.records import SourceError, StorageUnavailable
+from registry.records import CopyJob, SourceError, StorageUnavailable, parse_job
 from registry.services.jobs import UnusableMessage, fail_after_last_delivery
 from registry.settings import SERVICE_BUS_CONNECTION, SERVICE_BUS_QUEUE_SETTING
 
@@ -20,19 +22,53 @@ log = logging.getLogger(__name__)
 bp = func.Blueprint()
 
 
+def backoff_seconds(attempt: int) -> float:
+    """10 s, 20 s, 40 s, ... at most 5 minutes."""
+    return float(min(300, 10 * 2**attempt))
+
+
 @bp.service_bus_queue_trigger(
     arg_name="msg", queue_name=f"%{SERVICE_BUS_QUEUE_SETTING}%", connection=SERVICE_BUS_CONNECTION
 )
 def job_worker(msg: func.ServiceBusMessage) -> None:
     deps = dependencies()
+    body = msg.get_body()
     delivery = msg.delivery_count or 1
+    limit = deps.settings.service_bus_max_deliveries
     try:
-        outcome = deps.handle_job(msg.get_body(), redelivered=delivery > 1)
+        outcome = deps.handle_job(body, redelivered=delivery > 1)
     except Exception as error:
-        if delivery >= deps.settings.service_bus_max_deliveries:
+        passing = isinstance(error, StorageUnavailable) or (
+            isinstance(error, SourceError) and not error.permanent
+        )
+        job = _copy_job(body)
+        # Service Bus would redeliver at once: a passing failure comes back later instead, as a
+        # scheduled copy of the job, until its attempts run out.
+        if passing and job is not None and job.attempt + 1 < limit:
+            try:
+                retry = dataclasses.replace(job, attempt=job.attempt + 1)
+                deps.queue.send(retry, delay_seconds=backoff_seconds(job.attempt))
+                log.warning(
+                    "job %s failed (%s); retrying in %.0f s",
+                    msg.message_id,
+                    error,
+                    backoff_seconds(job.attempt),
+                )
+                return
+            except StorageUnavailable:
+                pass  # cannot schedule it: let Service Bus redeliver
+        if delivery >= limit or (passing and job is not None):
             # Only the registry's own messages are quoted: an SDK's text may echo a source URL.
             own = isinstance(error, SourceError | StorageUnavailable | UnusableMessage)
             reason = f"{type(error).__name__}: {error}" if own else type(error).__name__
-            fail_after_last_delivery(msg.get_body(), reason, store=deps.store)
+            fail_after_last_delivery(body, reason, store=deps.store)
         raise
     log.info("job %s (delivery %s): %s", msg.message_id, delivery, outcome)
+
+
+def _copy_job(body: bytes) -> CopyJob | None:
+    try:
+        job = parse_job(body)
+    except ValueError:
+        return None
+    return job if isinstance(job, CopyJob) else None

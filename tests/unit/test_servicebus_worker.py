@@ -271,7 +271,7 @@ def _key(registration: Registration) -> tuple[str, str, str]:
 # ---------------------------------------------------------------------------------------------
 
 
-def test_a_failing_message_leaves_the_registration_in_progress_until_its_last_delivery_then_fails_it(
+def test_a_passing_failure_comes_back_with_growing_backoff_until_its_attempts_run_out_then_fails(
     deps: Deps,
 ) -> None:
     registration = deps.register()
@@ -279,17 +279,25 @@ def test_a_failing_message_leaves_the_registration_in_progress_until_its_last_de
     broken = source_url("codegen/env.yml")
     deps.copier.fail(broken, permanent=False, reason="the source could not be reached (503)")
 
-    for delivery in range(1, MAX_DELIVERIES):
-        with pytest.raises(SourceError, match="503"):
-            run(delivered(job, delivery))
+    delays = []
+    for attempt in range(1, MAX_DELIVERIES):
+        run(delivered(job, 1))  # completes: the retry is a scheduled copy of the job
+        [sent] = deps.queue.sent
+        deps.queue.sent.clear()
+        assert sent.job.attempt == attempt
+        assert sent.job.message_id != job.message_id
+        delays.append(sent.delay_seconds)
         record = deps.record(registration)
-        assert record.state is State.IN_PROGRESS, delivery
-        assert not record.lease_id  # released, so the next delivery can go on at once
+        assert record.state is State.IN_PROGRESS, attempt
+        assert not record.lease_id  # released, so the retry can go on
+        job = sent.job
+    assert delays == sorted(delays)
+    assert delays[0] < delays[-1] <= 300
 
-    # The last delivery: the failure is recorded, and the exception still propagates so that
-    # Service Bus dead-letters the message.
+    # The attempts ran out: the failure is recorded and the exception propagates, so that
+    # Service Bus (after its own deliveries) dead-letters the message.
     with pytest.raises(SourceError, match="503"):
-        run(delivered(job, MAX_DELIVERIES))
+        run(delivered(job, 1))
 
     record = deps.record(registration)
     assert record.state is State.FAILED
@@ -300,17 +308,17 @@ def test_a_failing_message_leaves_the_registration_in_progress_until_its_last_de
     assert deps.queue.sent == []
 
 
-def test_the_last_delivery_follows_the_max_deliveries_setting(deps: Deps) -> None:
+def test_the_attempts_follow_the_max_deliveries_setting(deps: Deps) -> None:
     deps.settings = servicebus_settings(REGISTRY_SERVICEBUS_MAX_DELIVERIES="2")
     registration = deps.register()
     [job] = deps.queue.take()
     deps.copier.fail(source_url("codegen/score.py"), permanent=False)
 
-    with pytest.raises(SourceError):
-        run(delivered(job, 1))
+    run(delivered(job, 1))
     assert deps.record(registration).state is State.IN_PROGRESS
+    [retry] = deps.queue.take()
     with pytest.raises(SourceError):
-        run(delivered(job, 2))
+        run(delivered(retry, 1))
     assert deps.record(registration).state is State.FAILED
 
 
