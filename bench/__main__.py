@@ -1,6 +1,7 @@
-"""`python -m bench [--quick] [--only registration|copy]`: run the benchmarks, print every figure.
+"""`python -m bench [--quick] [--only registration|copy|listing|bulk]`: run the benchmarks.
 
-The last line of stdout is one JSON object with every figure, its baseline, ratio and target.
+Human lines first, one per figure; the last line of stdout is one JSON object with every figure,
+its baseline, ratio and target.
 """
 
 from __future__ import annotations
@@ -8,31 +9,42 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable, Sequence
 
-from bench import registration
+from bench import bulk, listing, model_copy, registration
 from bench.report import Figure, summary
+
+Runner = Callable[[bool], Sequence[Figure]]
+BENCHMARKS: dict[str, Runner] = {
+    "registration": lambda quick: registration.run(
+        registration.RegistrationPlan.quick() if quick else registration.RegistrationPlan()
+    ),
+    "copy": lambda quick: model_copy.run(model_copy.CopyPlan.quick() if quick else model_copy.CopyPlan()),
+    "listing": lambda quick: listing.run(listing.ListingPlan.quick() if quick else listing.ListingPlan()),
+    "bulk": lambda quick: bulk.run(bulk.BulkPlan.quick() if quick else bulk.BulkPlan()),
+}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="shrink everything: a smoke run")
-    parser.add_argument("--only", choices=("registration", "copy"), help="run one benchmark")
+    parser.add_argument("--only", choices=tuple(BENCHMARKS), help="run one benchmark")
     args = parser.parse_args(argv)
     began = time.monotonic()
     figures: list[Figure] = []
-    if args.only in (None, "registration"):
-        plan = registration.RegistrationPlan.quick() if args.quick else registration.RegistrationPlan()
-        figure = registration.run(plan)
-        print(figure.line(), flush=True)
-        figures.append(figure)
-    if args.only in (None, "copy"):
-        pass
-        for figure in []:
+    seconds: dict[str, float] = {}
+    for name, run in BENCHMARKS.items():
+        if args.only not in (None, name):
+            continue
+        started = time.monotonic()
+        for figure in run(args.quick):
             print(figure.line(), flush=True)
             figures.append(figure)
+        seconds[name] = round(time.monotonic() - started, 1)
     elapsed = time.monotonic() - began
-    print(f"benchmarks took {elapsed:.0f} s", flush=True)
-    print(summary(figures, {"quick": args.quick, "seconds": round(elapsed, 1)}), flush=True)
+    print(f"benchmarks took {elapsed:.0f} s ({', '.join(f'{k} {v:.0f} s' for k, v in seconds.items())})")
+    extra = {"quick": args.quick, "seconds": round(elapsed, 1), "seconds_per_benchmark": seconds}
+    print(summary(figures, extra), flush=True)
     return 0
 
 

@@ -19,8 +19,31 @@ from devhost.azurite import REPO, Azurite, start_azurite
 _STARTED = re.compile(r"^Host started: (http://\S+)", re.MULTILINE)
 
 
+# The Functions host's own switches: the HTTP functions alone, with no job worker, poison handler
+# or sweep taking the jobs that the benchmark's registrations enqueue.
+WORKER_DISABLED = {
+    "AzureWebJobs.copy_worker.Disabled": "true",
+    "AzureWebJobs.copy_poisoned.Disabled": "true",
+    "AzureWebJobs.requeue_quiet_registrations.Disabled": "true",
+}
+# No log line per invocation: warnings and errors only.
+QUIET_HOST = {"DEVHOST_LOG_LEVEL": "WARNING"}
+
+
 def sealing_key() -> str:
     return base64.b64encode(os.urandom(32)).decode()
+
+
+def app_settings(connection_string: str, **extra: str) -> dict[str, str]:
+    """The local dev settings the registry's app needs, on this storage, plus `extra`."""
+    return {
+        "AzureWebJobsStorage": connection_string,
+        "REGISTRY_SEALING_KEY": sealing_key(),
+        "REGISTRY_DEV_MODE": "true",
+        "REGISTRY_ALLOW_INSECURE_SOURCES": "true",
+        "PYTHONPATH": str(REPO),
+        **extra,
+    }
 
 
 @contextmanager
@@ -38,6 +61,10 @@ class LocalHost:
     process: subprocess.Popen[bytes]
     base_url: str
     log_path: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
 
     def tail(self, lines: int = 40) -> str:
         text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
@@ -57,7 +84,8 @@ def _stop(process: subprocess.Popen[bytes], grace: float = 15.0) -> None:
 
 @contextmanager
 def running_host(settings: Mapping[str, str], log_path: Path, timeout: float = 60.0) -> Iterator[LocalHost]:
-    """`python -m devhost --port 0` on this repository, with these app settings in its environment."""
+    """`python -m devhost --port 0` serving this repository's function_app.py, with these app
+    settings in its environment."""
     env = {**os.environ, **settings}
     with log_path.open("wb") as log:
         process = subprocess.Popen(

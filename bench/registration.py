@@ -1,9 +1,12 @@
 """Registrations accepted per second through the HTTP API, against the storage ceiling.
 
-The API side is the local Functions host (a subprocess) on its own in-memory Azurite: each request
-is a PUT of a distinct name/version whose files point at the owner account. The ceiling is what one
-registration costs the storage at least, done from this process at the same concurrency: one Table
-insert of an entity the API itself wrote (so of the same size) plus one queue message.
+The API side is the local Functions host (a subprocess) serving the real function_app.py with its
+queue and timer functions disabled (`AzureWebJobs.<name>.Disabled`, as the Functions host reads
+it), so that no worker takes the jobs, and with per-invocation log lines off, on its own in-memory
+Azurite: each request is a PUT of a distinct name/version whose files point at the owner account.
+The ceiling is what one registration costs the storage at least, done from this process at the
+same concurrency: one Table insert of an entity the API itself wrote (so of the same size) plus
+one queue message.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import json
 import tempfile
 import uuid
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,15 +24,20 @@ from azure.data.tables import TableClient, TableServiceClient
 from azure.storage.queue import QueueClient, QueueServiceClient, TextBase64EncodePolicy
 
 from bench.load import Failure, Load, LoadResult
-from bench.processes import LocalHost, running_azurite, running_host, sealing_key
+from bench.processes import (
+    QUIET_HOST,
+    WORKER_DISABLED,
+    LocalHost,
+    app_settings,
+    running_azurite,
+    running_host,
+)
 from bench.report import Figure
 from bench.sources import OwnerContainer
-from devhost.azurite import Azurite
-from registry.records import CopyJob
-from registry.settings import JOBS_QUEUE
+from registry.records import CopyJob, sort_key
+from registry.settings import load_settings
 
 MODEL = "bench-model"
-REGISTRATIONS_TABLE = "registrations"
 CEILING_TABLE = "benchceiling"
 CEILING_QUEUE = "benchceiling"
 MODEL_FILES = (
@@ -45,8 +54,8 @@ MODEL_FILES = (
 class RegistrationPlan:
     concurrency: int = 16
     warmup: int = 200
-    per_round: int = 1500
-    rounds: int = 3
+    per_round: int = 1000
+    rounds: int = 3  # of each side, per phase
 
     @classmethod
     def quick(cls) -> RegistrationPlan:
@@ -123,7 +132,7 @@ class CeilingLoad:
     def record(self, clients: tuple[TableClient, QueueClient], index: int) -> None:
         table, queue = clients
         version = _version(index)
-        entity = {**self.template, "PartitionKey": self.owner, "RowKey": f"{MODEL}:{version}"}
+        entity = {**self.template, "PartitionKey": self.owner, "RowKey": sort_key(MODEL, version)}
         entity["version"] = version
         entity["registration_id"] = uuid.uuid4().hex
         table.create_entity(entity)
@@ -138,16 +147,12 @@ class CeilingLoad:
         return Load(self.open, self.record, self.close)
 
 
-def _template_entity(azurite: Azurite, owner: str, version: str) -> dict[str, Any]:
-    """An entity the API wrote, as a plain dict (its size is what the ceiling inserts)."""
-    with TableClient.from_connection_string(azurite.connection_string(), REGISTRATIONS_TABLE) as table:
-        entity = table.get_entity(owner, f"{MODEL}:{version}")
-    return dict(entity)
-
-
-def _queue_depth(azurite: Azurite, queue: str) -> int:
-    with QueueClient.from_connection_string(azurite.connection_string(), queue) as client:
-        return int(client.get_queue_properties().approximate_message_count or 0)
+def _template_entity(connection_string: str, table_name: str, owner: str) -> dict[str, Any]:
+    """One registration entity the API wrote, as a plain dict: the ceiling inserts its like."""
+    with TableClient.from_connection_string(connection_string, table_name) as table:
+        for entity in table.query_entities("PartitionKey eq @owner", parameters={"owner": owner}):
+            return dict(entity)
+    raise RuntimeError(f"the API wrote no registration of {owner} in table {table_name!r}")
 
 
 def _describe(result: LoadResult) -> dict[str, Any]:
@@ -159,69 +164,92 @@ def _describe(result: LoadResult) -> dict[str, Any]:
     }
 
 
-def run(plan: RegistrationPlan, log_dir: Path | None = None) -> Figure:
+@dataclass
+class Rounds:
+    api: list[LoadResult]
+    ceiling: list[LoadResult]
+    jobs_enqueued: int  # messages on the job queue at the end: none was taken by a worker
+    registrations: int  # the API's successful registrations, warm-up included
+
+    @property
+    def best_api(self) -> LoadResult:
+        return max(self.api, key=lambda r: r.rate)
+
+    @property
+    def best_ceiling(self) -> LoadResult:
+        return max(self.ceiling, key=lambda r: r.rate)
+
+
+def measure(plan: RegistrationPlan, log_path: Path) -> Rounds:
+    """One Azurite, the app's host (HTTP functions only), and the API and ceiling rounds, interleaved."""
     owner = f"bench-{uuid.uuid4().hex[:8]}"
-    with tempfile.TemporaryDirectory(prefix="bench-registration-") as scratch:
-        logs = log_dir or Path(scratch)
-        with running_azurite(None) as azurite:
-            settings = {
-                "AzureWebJobsStorage": azurite.connection_string(),
-                "REGISTRY_SEALING_KEY": sealing_key(),
-                "REGISTRY_DEV_MODE": "true",
-                "REGISTRY_ALLOW_INSECURE_SOURCES": "true",
-            }
-            service = TableServiceClient.from_connection_string(azurite.connection_string())
-            service.create_table_if_not_exists(CEILING_TABLE)
-            QueueServiceClient.from_connection_string(azurite.connection_string()).create_queue(CEILING_QUEUE)
-            sources = OwnerContainer(azurite, "model-sources")
-            base, sas = sources.container.url, sources.container_sas()
-            total = plan.warmup + plan.rounds * plan.per_round
-            bodies = {i: json.dumps(request_body(base, sas, _version(i))).encode() for i in range(total)}
-            with running_host(settings, logs / "host.log") as host:
-                api = ApiLoad(host, owner, bodies)
-                warm_api = api.load().run(plan.warmup, plan.concurrency, first_index=0)
-                if warm_api.errors:
-                    raise RuntimeError(
-                        f"the API refused the warm-up registrations: {warm_api.samples}\n{host.tail()}"
-                    )
-                ceiling = CeilingLoad(
-                    azurite.connection_string(), owner, _template_entity(azurite, owner, "1.0.0")
+    with running_azurite(None) as azurite:
+        connection = azurite.connection_string()
+        settings = app_settings(connection, **WORKER_DISABLED, **QUIET_HOST)
+        TableServiceClient.from_connection_string(connection).create_table_if_not_exists(CEILING_TABLE)
+        QueueServiceClient.from_connection_string(connection).create_queue(CEILING_QUEUE)
+        sources = OwnerContainer(azurite, "model-sources")
+        base, sas = sources.container.url, sources.container_sas()
+        total = plan.warmup + plan.rounds * plan.per_round
+        bodies = {i: json.dumps(request_body(base, sas, _version(i))).encode() for i in range(total)}
+        with running_host(settings, log_path) as host:
+            api = ApiLoad(host, owner, bodies)
+            warm = api.load().run(plan.warmup, plan.concurrency, first_index=0)
+            if warm.errors:
+                raise RuntimeError(
+                    f"the API refused the warm-up registrations: {warm.samples}\n{host.tail()}"
                 )
-                # The ceiling's rows use the same keys as the API's, in another table.
-                ceiling.load().run(plan.warmup, plan.concurrency, first_index=0)
-                api_rounds: list[LoadResult] = []
-                ceiling_rounds: list[LoadResult] = []
-                for round_no in range(plan.rounds):
-                    first = plan.warmup + round_no * plan.per_round
-                    # Alternate which side goes first, so that drift in the machine's load favours neither.
-                    order = ("api", "ceiling") if round_no % 2 == 0 else ("ceiling", "api")
-                    for side in order:
-                        if side == "api":
-                            api_rounds.append(api.load().run(plan.per_round, plan.concurrency, first))
-                        else:
-                            ceiling_rounds.append(ceiling.load().run(plan.per_round, plan.concurrency, first))
-                backlog = _queue_depth(azurite, JOBS_QUEUE)
-    best_api = max(api_rounds, key=lambda r: r.rate)
-    best_ceiling = max(ceiling_rounds, key=lambda r: r.rate)
-    errors = sum((r.errors for r in api_rounds), start=type(best_api.errors)())
-    samples = [s for r in api_rounds for s in r.samples][:3]
-    return Figure(
+            # The ceiling inserts an entity the API wrote (same size), under the same keys in another table.
+            app = load_settings(settings)
+            ceiling = CeilingLoad(
+                connection, owner, _template_entity(connection, app.registrations_table, owner)
+            )
+            ceiling.load().run(plan.warmup, plan.concurrency, first_index=0)
+            rounds = Rounds([], [], 0, warm.succeeded)
+            for round_no in range(plan.rounds):
+                first = plan.warmup + round_no * plan.per_round
+                # Alternate which side goes first, so that drift in the machine's load favours neither.
+                if round_no % 2 == 0:
+                    rounds.api.append(api.load().run(plan.per_round, plan.concurrency, first))
+                rounds.ceiling.append(ceiling.load().run(plan.per_round, plan.concurrency, first))
+                if round_no % 2 == 1:
+                    rounds.api.append(api.load().run(plan.per_round, plan.concurrency, first))
+            rounds.registrations += sum(r.succeeded for r in rounds.api)
+            with QueueClient.from_connection_string(connection, app.jobs_queue) as jobs:
+                rounds.jobs_enqueued = jobs.get_queue_properties().approximate_message_count or 0
+    return rounds
+
+
+def run(plan: RegistrationPlan, log_dir: Path | None = None) -> list[Figure]:
+    """The app as deployed, served with its queue and timer functions disabled by the Functions
+    host's `AzureWebJobs.<name>.Disabled` settings, against the ceiling, on one Azurite."""
+    with tempfile.TemporaryDirectory(prefix="bench-registration-") as scratch:
+        rounds = measure(plan, (log_dir or Path(scratch)) / "host-registration.log")
+    errors: Counter[str] = Counter()
+    for result in rounds.api:
+        errors.update(result.errors)
+    figure = Figure(
         key="registration_throughput",
         label="registrations/s via HTTP API",
         unit="registrations/s",
-        value=best_api.rate,
-        baseline=best_ceiling.rate,
+        value=rounds.best_api.rate,
+        baseline=rounds.best_ceiling.rate,
         baseline_label="ceiling",
         target=">= 0.8",
         details={
             "baseline_is": "Table insert + queue send through the SDK, same concurrency",
+            "app": "function_app.py; copy_worker, copy_poisoned, requeue_quiet_registrations disabled "
+            "(AzureWebJobs.<name>.Disabled); DEVHOST_LOG_LEVEL=WARNING",
             "concurrency": plan.concurrency,
             "requests_per_round": plan.per_round,
-            "rounds": plan.rounds,
+            "best_of_rounds": plan.rounds,
             "api_errors": dict(errors),
-            "api_error_samples": samples,
-            "api_rounds": [_describe(r) for r in api_rounds],
-            "ceiling_rounds": [_describe(r) for r in ceiling_rounds],
-            "jobs_queue_backlog_at_end": backlog,
+            "api_error_samples": [s for r in rounds.api for s in r.samples][:3],
+            "api_rounds": [_describe(r) for r in rounds.api],
+            "ceiling_rounds": [_describe(r) for r in rounds.ceiling],
+            # Every registration's job still on the queue: no worker consumed any.
+            "jobs_left_on_queue": rounds.jobs_enqueued,
+            "registrations_accepted": rounds.registrations,
         },
     )
+    return [figure]

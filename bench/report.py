@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 _COMPARISONS: dict[str, Callable[[float, float], bool]] = {">=": operator.ge, "<=": operator.le}
+REPORT_ONLY = "report only"  # a figure with no target: measured and shown, never judged
 
 
 @dataclass
@@ -19,23 +20,30 @@ class Figure:
     value: float
     baseline: float
     baseline_label: str
-    target: str  # e.g. ">= 0.8": a bound on value / baseline
+    target: str  # e.g. ">= 0.8": a bound on value / baseline; or REPORT_ONLY
     details: dict[str, Any] = field(default_factory=dict)
+    digits: int = 1  # shown after the decimal point in the human line
 
     @property
     def ratio(self) -> float:
         return self.value / self.baseline if self.baseline else float("nan")
 
     @property
-    def met(self) -> bool:
+    def met(self) -> bool | None:
+        if self.target == REPORT_ONLY:
+            return None
         comparison, bound = self.target.split()
         return _COMPARISONS[comparison](self.ratio, float(bound))
 
     def line(self) -> str:
-        verdict = "ok" if self.met else "BELOW TARGET" if self.target.startswith(">=") else "ABOVE TARGET"
+        if self.met is None:
+            target, verdict = "no target", "(report only)"
+        else:
+            target = "target " + self.target.replace(">=", "≥").replace("<=", "≤")
+            verdict = "ok" if self.met else "BELOW TARGET" if self.target.startswith(">=") else "ABOVE TARGET"
         return (
-            f"{self.label}: {self.value:.1f} {self.unit} ({self.baseline_label} {self.baseline:.1f} "
-            f"→ {self.ratio:.2f}x, target {self.target.replace('>=', '≥').replace('<=', '≤')}) {verdict}"
+            f"{self.label}: {self.value:.{self.digits}f} {self.unit} ({self.baseline_label} "
+            f"{self.baseline:.{self.digits}f} → {self.ratio:.2f}×, {target}) {verdict}"  # noqa: RUF001
         )
 
     def as_json(self) -> dict[str, Any]:
@@ -46,6 +54,7 @@ class Figure:
             "target": self.target,
             "met": self.met,
             "unit": self.unit,
+            "baseline_label": self.baseline_label,
             **self.details,
         }
 
