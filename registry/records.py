@@ -62,6 +62,7 @@ class Registration:
     attempt: int = 1
     takeovers: int = 0
     slices: int = 0  # continuations sent so far: numbers each one's message id
+    refresh_files: list[str] = field(default_factory=list)  # updated files the worker copies anew
     last_error: str = ""
     # Set once the model's files were all copied: from then on a public model is listed.
     finished_once: bool = False

@@ -294,11 +294,16 @@ def _prepare_files(store: RegistrationStore, registration: Registration) -> list
     if missing:
         store.insert_files(registration, missing)
         files = store.files(registration)
+    refresh = set(registration.refresh_files)
     for progress in files:
-        if progress.state is FileState.FAILED:  # a restarted registration tries its failed files anew
+        # A restarted registration tries its failed files anew; an update copies its files anew.
+        if progress.state is FileState.FAILED or progress.target in refresh:
             progress.state, progress.error, progress.source_etag = FileState.PENDING, "", ""
-            progress.bytes_copied = 0
+            progress.bytes_copied, progress.size = 0, None
             store.replace_file(registration, progress)
+    if refresh:
+        registration.refresh_files = []  # done: the next slice must not reset them again
+        write_worker_fields(store, registration, expected_lease=registration.lease_id)
     return files
 
 
@@ -408,7 +413,7 @@ def process_job(
 # metainfo) land on other fields, so a PATCH during a copy merges instead of stopping it.
 _WORKER_FIELDS = (
     "state", "message", "last_progress_at", "lease_id", "lease_until", "picked_up", "takeovers",
-    "last_error", "sealed", "finished_once", "slices",
+    "last_error", "sealed", "finished_once", "slices", "refresh_files",
 )  # fmt: skip
 
 

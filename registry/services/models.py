@@ -22,7 +22,6 @@ from registry.ports import JobQueue, ModelFiles, RegistrationStore
 from registry.records import (
     ConcurrentUpdate,
     FileProgress,
-    FileState,
     ModelFilter,
     ModelSummary,
     Registration,
@@ -223,7 +222,7 @@ def update_model(
         if files:
             if registration.state is State.IN_PROGRESS:
                 raise Conflict("the model's files are being copied; update its files once that is done")
-            _stage_new_files(registration, files, store=store, sealer=sealer)
+            _stage_new_files(registration, files, sealer=sealer)
         registration.updated_at = now()
         registration.last_change = change = _change_record(caller, registration.updated_at, changes)
         try:
@@ -290,9 +289,7 @@ def _save_update(
             refresh_listing(store, registration)
 
 
-def _stage_new_files(
-    registration: Registration, sources: dict[str, str], *, store: RegistrationStore, sealer: Sealer
-) -> None:
+def _stage_new_files(registration: Registration, sources: dict[str, str], *, sealer: Sealer) -> None:
     """Record new sources; the worker copies them while the current files stay served."""
     secrets = sealer.unseal(registration.sealed, sealing_binding(registration))
     # Files that failed before are retried with the new ones: keep their sources too.
@@ -302,15 +299,9 @@ def _stage_new_files(
         registration.document["model_files"][target] = redact_url(url)
         if target not in registration.file_names:
             registration.file_names.append(target)  # appended: file progress is keyed by position
-    with _storage():
-        progress = {p.target: p for p in store.files(registration)}
-        for target in sources:
-            if target in progress:
-                reset = progress[target]
-                reset.state, reset.error, reset.source_etag, reset.bytes_copied, reset.size = (
-                    FileState.PENDING, "", "", 0, None
-                )  # fmt: skip
-                store.replace_file(registration, reset)
+    # The worker re-copies these (and resets their progress first): recorded in the same write
+    # as everything else, so an update is either recorded whole or not at all.
+    registration.refresh_files = sorted({*registration.refresh_files, *sources})
     registration.state = State.IN_PROGRESS
     registration.message = f"Updating {len(sources)} file{'s' * (len(sources) != 1)}"
     registration.picked_up = False

@@ -777,14 +777,10 @@ def test_replacing_a_file_recopies_it_while_the_previous_one_stays_served(world:
     assert record.file_names == registration.file_names
     assert record.document["model_files"][BIG] == url.split("?")[0]
     assert [same_model(job) for job in world.queue.jobs] == [same_model(job_for(record))]
+    # The update is recorded in one write: the worker resets and re-copies the listed files.
+    assert record.refresh_files == [BIG]
     progress = {p.target: p for p in world.store.peek_files(record)}
-    assert (progress[BIG].state, progress[BIG].bytes_copied, progress[BIG].size) == (
-        FileState.PENDING,
-        0,
-        None,
-    )
-    assert progress[BIG].source_etag == ""
-    assert all(p.state is FileState.FINISHED for t, p in progress.items() if t != BIG)
+    assert all(p.state is FileState.FINISHED for p in progress.values())
     assert record.last_change is not None
     assert record.last_change["changes"] == {"model_files": [BIG]}
     # Meanwhile readers get the previous file.
@@ -796,6 +792,7 @@ def test_replacing_a_file_recopies_it_while_the_previous_one_stays_served(world:
     assert world.copier.blob(record.blob_path("score.py")) == default_files()["score.py"]
     assert {c.url for c in world.copier.stage_calls[stages_before:]} == {url}  # only the new file
     assert world.record(ALICE).state is State.FINISHED
+    assert world.record(ALICE).refresh_files == []
     assert [m.state for m in world.store.catalog()] == ["Finished"]
 
 
@@ -1115,3 +1112,18 @@ def test_a_cloned_file_that_is_deleted_from_the_parent_meanwhile_fails_the_clone
     clone = world.record(BOB, version="2.0")
     assert clone.state is State.FAILED
     assert "404" in clone.message
+
+
+def test_a_file_update_whose_record_write_fails_leaves_nothing_half_written(world: World) -> None:
+    world.register()
+    before = world.record(ALICE)
+    rows_before = world.store.peek_files(before)
+    url = world.source(ALICE, "codegen", "v2/model.bin", payload(MIB, seed=3))
+    world.store.unavailable.add("replace")
+
+    with pytest.raises(service.Unavailable):
+        world.update({"model_files": {BIG: url}})
+
+    assert world.record(ALICE) == before
+    assert world.store.peek_files(before) == rows_before
+    assert world.queue.jobs == []
