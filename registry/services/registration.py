@@ -249,8 +249,17 @@ def _replay(
     # (the app died between recording and enqueuing, or mid-copy) needs a new message.
     quiet_since = now() - timedelta(seconds=settings.stale_after_seconds)
     if not existing.picked_up or existing.last_progress_at < quiet_since:
-        # Replays within the duplicate-detection window share one message id.
-        _send(job_for(existing, "replay", int(existing.last_progress_at.timestamp())), queue)
+        # Touch the record before sending: a concurrent undo of a failed enqueue (a delete on the
+        # ETag it read) then fails instead of deleting what this replay answers 202 for.
+        sequence = int(existing.last_progress_at.timestamp())  # replays share one message id
+        existing.last_progress_at = now()
+        try:
+            store.replace(existing)
+        except ConcurrentUpdate:
+            if store.get(existing.owner, existing.name, existing.version) is None:
+                raise Unavailable("the registration changed while it was being recorded; retry") from None
+            return existing  # a worker (or another replay) moved it on meanwhile
+        _send(job_for(existing, "replay", sequence), queue)
     return existing
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from registry.identity import Principal
-from registry.records import CopyJob, FileProgress, FileState, Registration, State
+from registry.records import ConcurrentUpdate, CopyJob, FileProgress, FileState, Registration, State
 from registry.sealing import Sealer
 from registry.services.registration import (
     Conflict,
@@ -344,3 +344,18 @@ def test_file_statuses_list_every_file_with_its_progress(submit: Any) -> None:
     assert by_name["env.yml"].bytes_copied == 10
     assert by_name["score.py"].state == "Pending"
     assert by_name["score.py"].size is None
+
+
+def test_a_replay_racing_a_failed_enqueue_keeps_the_record_it_answered_for(
+    submit: Any, store: FakeRegistrationStore, queue: FakeJobQueue
+) -> None:
+    first = submit()  # request A: recorded and enqueued
+    as_a_saw_it = stored(store)  # A's copy, whose ETag A's undo would delete with
+    queue.take()
+
+    submit()  # request B replays before any worker picked it up: 202 and a job
+
+    with pytest.raises(ConcurrentUpdate):
+        store.delete(as_a_saw_it)  # A's undo after a failed enqueue now deletes nothing
+    assert stored(store).registration_id == first.registration_id
+    assert [job.registration_id for job in queue.jobs] == [first.registration_id]
