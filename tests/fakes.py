@@ -43,6 +43,22 @@ from registry.records import (
 )
 from registry.settings import Settings, load_settings
 
+T0 = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
+
+
+class FakeClock:
+    """The wall clock the services see: it moves only when a test moves it."""
+
+    def __init__(self, start: datetime = T0) -> None:
+        self.current = start
+
+    def __call__(self) -> datetime:
+        return self.current
+
+    def advance(self, seconds: float) -> None:
+        self.current += timedelta(seconds=seconds)
+
+
 TEST_SEALING_KEY = bytes(range(32))
 SAS = "sv=2024-05-04&se=2030-01-01T00%3A00%3A00Z&sr=b&sp=r&sig=c2VjcmV0LXNpZ25hdHVyZQ%3D%3D"
 DOCKER_PASSWORD = "hunter2-the-registry-password"

@@ -8,7 +8,6 @@ import json
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -25,8 +24,8 @@ from registry.services.jobs import UnusableMessage, handle_message, register_fro
 from registry.services.registration import register
 from registry.settings import Settings
 from tests.fakes import (
-    TEST_SEALING_KEY,
     FakeBlobCopier,
+    FakeClock,
     FakeJobQueue,
     FakeRegistrationStore,
     make_settings,
@@ -34,19 +33,7 @@ from tests.fakes import (
     settings_env,
 )
 
-T0 = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
 POLICY = CopyPolicy(block_size=4 * 1024 * 1024, concurrency=2, time_budget_seconds=60, lease_seconds=90)
-
-
-class Clock:
-    def __init__(self, start: datetime = T0) -> None:
-        self.current = start
-
-    def __call__(self) -> datetime:
-        return self.current
-
-    def advance(self, seconds: float) -> None:
-        self.current += timedelta(seconds=seconds)
 
 
 @pytest.fixture
@@ -55,23 +42,8 @@ def settings() -> Settings:
 
 
 @pytest.fixture
-def store() -> FakeRegistrationStore:
-    return FakeRegistrationStore()
-
-
-@pytest.fixture
-def queue() -> FakeJobQueue:
-    return FakeJobQueue()
-
-
-@pytest.fixture
-def sealer() -> Sealer:
-    return Sealer(TEST_SEALING_KEY)
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> FakeClock:
+    return FakeClock()
 
 
 def line(name: str = "codegen", version: str = "1.0", owner: str = "alice", **extra: Any) -> str:
@@ -173,7 +145,7 @@ def test_with_no_bulk_owners_set_every_line_is_refused(store: FakeRegistrationSt
 
 
 def test_an_allowed_owners_valid_job_is_recorded_in_progress_and_one_copy_job_is_enqueued(
-    store: FakeRegistrationStore, queue: FakeJobQueue, sealer: Sealer, settings: Settings, clock: Clock
+    store: FakeRegistrationStore, queue: FakeJobQueue, sealer: Sealer, settings: Settings, clock: FakeClock
 ) -> None:
     job = RegisterJob("alice", "codegen", "1.0", registration_body(), owner_name="Alice")
 
@@ -213,7 +185,7 @@ def test_a_job_arriving_through_handle_message_is_registered(
 
 
 def test_an_identical_job_after_the_copy_finished_enqueues_nothing_and_records_nothing(
-    store: FakeRegistrationStore, queue: FakeJobQueue, sealer: Sealer, settings: Settings, clock: Clock
+    store: FakeRegistrationStore, queue: FakeJobQueue, sealer: Sealer, settings: Settings, clock: FakeClock
 ) -> None:
     body = registration_body()
     copier = copier_for(body)
@@ -240,7 +212,7 @@ def test_an_identical_job_after_the_copy_finished_enqueues_nothing_and_records_n
 
 
 def test_an_identical_job_while_a_worker_copies_enqueues_nothing_and_records_nothing(
-    store: FakeRegistrationStore, queue: FakeJobQueue, sealer: Sealer, settings: Settings, clock: Clock
+    store: FakeRegistrationStore, queue: FakeJobQueue, sealer: Sealer, settings: Settings, clock: FakeClock
 ) -> None:
     job = RegisterJob("alice", "codegen", "1.0", registration_body())
     register_from_queue(job, store=store, queue=queue, sealer=sealer, settings=settings, now=clock)
@@ -257,7 +229,7 @@ def test_an_identical_job_while_a_worker_copies_enqueues_nothing_and_records_not
 
 
 def test_an_identical_job_before_any_worker_started_resends_the_copy_under_one_message_id(
-    store: FakeRegistrationStore, queue: FakeJobQueue, sealer: Sealer, settings: Settings, clock: Clock
+    store: FakeRegistrationStore, queue: FakeJobQueue, sealer: Sealer, settings: Settings, clock: FakeClock
 ) -> None:
     """As an HTTP replay does: the first copy message may have been lost with the process that
     recorded it. The resend's message id is deterministic, so Service Bus drops repeats."""
@@ -280,7 +252,7 @@ def test_an_identical_job_before_any_worker_started_resends_the_copy_under_one_m
 
 
 def test_an_invalid_body_is_recorded_failed_naming_the_field_and_the_rule_and_a_resend_changes_nothing(
-    store: FakeRegistrationStore, queue: FakeJobQueue, sealer: Sealer, settings: Settings, clock: Clock
+    store: FakeRegistrationStore, queue: FakeJobQueue, sealer: Sealer, settings: Settings, clock: FakeClock
 ) -> None:
     job = RegisterJob("alice", "typed", "1.0", invalid_body())
 
@@ -306,7 +278,7 @@ def test_an_invalid_body_is_recorded_failed_naming_the_field_and_the_rule_and_a_
 
 
 def test_an_invalid_job_does_not_touch_an_existing_registration_of_that_name(
-    store: FakeRegistrationStore, queue: FakeJobQueue, sealer: Sealer, settings: Settings, clock: Clock
+    store: FakeRegistrationStore, queue: FakeJobQueue, sealer: Sealer, settings: Settings, clock: FakeClock
 ) -> None:
     good = RegisterJob("alice", "codegen", "1.0", registration_body())
     register_from_queue(good, store=store, queue=queue, sealer=sealer, settings=settings, now=clock)
@@ -325,7 +297,7 @@ def test_an_invalid_job_does_not_touch_an_existing_registration_of_that_name(
 
 
 def test_a_valid_job_that_conflicts_with_an_existing_registration_changes_nothing(
-    store: FakeRegistrationStore, queue: FakeJobQueue, sealer: Sealer, settings: Settings, clock: Clock
+    store: FakeRegistrationStore, queue: FakeJobQueue, sealer: Sealer, settings: Settings, clock: FakeClock
 ) -> None:
     register_from_queue(
         RegisterJob("alice", "codegen", "1.0", registration_body()),
@@ -462,7 +434,7 @@ def test_summary_of_all_finished_has_no_failure_section() -> None:
 
 
 def test_wait_reports_ended_registrations_and_what_was_still_running_or_never_recorded(
-    store: FakeRegistrationStore, queue: FakeJobQueue, sealer: Sealer, settings: Settings, clock: Clock
+    store: FakeRegistrationStore, queue: FakeJobQueue, sealer: Sealer, settings: Settings, clock: FakeClock
 ) -> None:
     jobs = [
         RegisterJob("alice", name, "1", registration_body()) for name in ("done", "running", "lost", "other")
@@ -486,7 +458,7 @@ def test_wait_reports_ended_registrations_and_what_was_still_running_or_never_re
 
 
 def test_wait_names_the_workers_reason_for_an_invalid_line(
-    store: FakeRegistrationStore, queue: FakeJobQueue, sealer: Sealer, settings: Settings, clock: Clock
+    store: FakeRegistrationStore, queue: FakeJobQueue, sealer: Sealer, settings: Settings, clock: FakeClock
 ) -> None:
     job = RegisterJob("alice", "codegen", "1", registration_body())
     strict = make_settings(REGISTRY_BULK_OWNERS="alice", REGISTRY_ALLOWED_SOURCE_HOSTS="other.example.com")
@@ -500,7 +472,7 @@ def test_wait_names_the_workers_reason_for_an_invalid_line(
 
 
 def test_wait_reports_a_registration_that_ended_after_the_last_poll_as_ended(
-    store: FakeRegistrationStore, queue: FakeJobQueue, sealer: Sealer, settings: Settings, clock: Clock
+    store: FakeRegistrationStore, queue: FakeJobQueue, sealer: Sealer, settings: Settings, clock: FakeClock
 ) -> None:
     job = RegisterJob("alice", "codegen", "1.0", registration_body())
     register_from_queue(job, store=store, queue=queue, sealer=sealer, settings=settings, now=clock)
@@ -513,7 +485,7 @@ def test_wait_reports_a_registration_that_ended_after_the_last_poll_as_ended(
 
 
 def test_wait_reports_a_line_that_conflicts_with_an_existing_registration(
-    store: FakeRegistrationStore, queue: FakeJobQueue, sealer: Sealer, settings: Settings, clock: Clock
+    store: FakeRegistrationStore, queue: FakeJobQueue, sealer: Sealer, settings: Settings, clock: FakeClock
 ) -> None:
     register_from_queue(
         RegisterJob("alice", "codegen", "1.0", registration_body()),
@@ -703,7 +675,7 @@ def test_without_wait_the_cli_sends_and_exits_by_the_manifest_alone(
 
 
 def test_a_corrected_job_after_an_invalid_one_registers(
-    store: FakeRegistrationStore, queue: FakeJobQueue, sealer: Sealer, settings: Settings, clock: Clock
+    store: FakeRegistrationStore, queue: FakeJobQueue, sealer: Sealer, settings: Settings, clock: FakeClock
 ) -> None:
     register_from_queue(
         RegisterJob("alice", "typed", "1.0", invalid_body()),
@@ -790,7 +762,7 @@ def test_rerunning_after_a_source_was_fixed_reports_the_restarts_outcome(
 
 
 def test_the_owners_own_put_replaces_what_an_invalid_bulk_line_left(
-    store: FakeRegistrationStore, queue: FakeJobQueue, sealer: Sealer, settings: Settings, clock: Clock
+    store: FakeRegistrationStore, queue: FakeJobQueue, sealer: Sealer, settings: Settings, clock: FakeClock
 ) -> None:
     register_from_queue(
         RegisterJob("alice", "typed", "1.0", invalid_body()),

@@ -11,7 +11,7 @@ import hashlib
 import random
 import threading
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -24,8 +24,10 @@ from registry.services.registration import job_for, register, sealing_binding
 from registry.services.sweep import requeue_stale
 from tests.fakes import (
     SAS,
+    T0,
     TEST_SEALING_KEY,
     FakeBlobCopier,
+    FakeClock,
     FakeJobQueue,
     FakeRegistrationStore,
     SimulatedCrash,
@@ -36,7 +38,6 @@ from tests.fakes import (
 )
 
 ALICE = Principal("alice-oid-0001", "alice@contoso.com")
-T0 = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
 BIG = "weights/model.bin"
 
 
@@ -46,19 +47,6 @@ def payload(size: int, seed: int) -> bytes:
 
 def md5_b64(data: bytes) -> str:
     return base64.b64encode(hashlib.md5(data).digest()).decode()  # noqa: S324 - a checksum, not security
-
-
-class Now:
-    """The wall clock the services see; tests move it."""
-
-    def __init__(self) -> None:
-        self.current = T0
-
-    def __call__(self) -> datetime:
-        return self.current
-
-    def advance(self, seconds: float) -> None:
-        self.current += timedelta(seconds=seconds)
 
 
 class Ticker:
@@ -81,7 +69,7 @@ class World:
     queue: FakeJobQueue = field(default_factory=FakeJobQueue)
     copier: FakeBlobCopier = field(default_factory=FakeBlobCopier)
     sealer: Sealer = field(default_factory=lambda: Sealer(TEST_SEALING_KEY))
-    now: Now = field(default_factory=Now)
+    now: FakeClock = field(default_factory=FakeClock)
     clock: Ticker = field(default_factory=Ticker)
     policy: CopyPolicy = field(
         default_factory=lambda: CopyPolicy(

@@ -12,7 +12,7 @@ import json
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -33,8 +33,10 @@ from registry.settings import Settings
 from registry.validation import InvalidRequest, parse_registration
 from tests.fakes import (
     REGISTRY_CONTAINER_URL,
+    T0,
     TEST_SEALING_KEY,
     FakeBlobCopier,
+    FakeClock,
     FakeJobQueue,
     FakeRegistrationStore,
     StageCall,
@@ -46,7 +48,6 @@ from tests.fakes import (
 ALICE = Principal("alice-oid-0001", "alice@contoso.com")
 BOB = Principal("bob-oid-0002", "bob@contoso.com")
 CAROL = Principal("carol-oid-0003", "carol@contoso.com")
-T0 = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
 BIG = "weights/model.bin"
 
 
@@ -63,17 +64,6 @@ def default_files(seed: int = 0) -> dict[str, bytes]:
     }
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.current = T0
-
-    def __call__(self) -> datetime:
-        return self.current
-
-    def advance(self, seconds: float) -> None:
-        self.current += timedelta(seconds=seconds)
-
-
 @dataclass
 class World:
     store: FakeRegistrationStore = field(default_factory=FakeRegistrationStore)
@@ -81,7 +71,7 @@ class World:
     copier: FakeBlobCopier = field(default_factory=FakeBlobCopier)
     sealer: Sealer = field(default_factory=lambda: Sealer(TEST_SEALING_KEY))
     settings: Settings = field(default_factory=make_settings)
-    now: Clock = field(default_factory=Clock)
+    now: FakeClock = field(default_factory=FakeClock)
     policy: CopyPolicy = field(
         default_factory=lambda: CopyPolicy(
             block_size=MIB, concurrency=2, time_budget_seconds=100, lease_seconds=60

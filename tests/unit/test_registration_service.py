@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -23,7 +23,8 @@ from registry.services.registration import (
 from registry.validation import InvalidRequest
 from tests.fakes import (
     DOCKER_PASSWORD,
-    TEST_SEALING_KEY,
+    T0,
+    FakeClock,
     FakeJobQueue,
     FakeRegistrationStore,
     deepdev_example_body,
@@ -33,42 +34,15 @@ from tests.fakes import (
 
 ALICE = Principal("alice-oid-0001", "alice@contoso.com")
 BOB = Principal("bob-oid-0002", "bob@contoso.com")
-T0 = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
-
-
-class Clock:
-    def __init__(self, start: datetime = T0) -> None:
-        self.current = start
-
-    def __call__(self) -> datetime:
-        return self.current
-
-    def advance(self, seconds: float) -> None:
-        self.current += timedelta(seconds=seconds)
 
 
 @pytest.fixture
-def store() -> FakeRegistrationStore:
-    return FakeRegistrationStore()
+def clock() -> FakeClock:
+    return FakeClock()
 
 
 @pytest.fixture
-def queue() -> FakeJobQueue:
-    return FakeJobQueue()
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def sealer() -> Sealer:
-    return Sealer(TEST_SEALING_KEY)
-
-
-@pytest.fixture
-def submit(store: FakeRegistrationStore, queue: FakeJobQueue, sealer: Sealer, clock: Clock) -> Any:
+def submit(store: FakeRegistrationStore, queue: FakeJobQueue, sealer: Sealer, clock: FakeClock) -> Any:
     settings = make_settings(REGISTRY_STALE_AFTER_SECONDS="600")
 
     def call(
@@ -165,7 +139,7 @@ def test_invalid_body_records_nothing_and_sends_nothing(
 
 
 def test_identical_replay_before_pickup_re_enqueues(
-    submit: Any, store: FakeRegistrationStore, queue: FakeJobQueue, clock: Clock
+    submit: Any, store: FakeRegistrationStore, queue: FakeJobQueue, clock: FakeClock
 ) -> None:
     first = submit()
     clock.advance(5)
@@ -176,7 +150,7 @@ def test_identical_replay_before_pickup_re_enqueues(
 
 
 def test_identical_replay_while_a_worker_is_on_it_sends_no_second_job(
-    submit: Any, store: FakeRegistrationStore, queue: FakeJobQueue, clock: Clock
+    submit: Any, store: FakeRegistrationStore, queue: FakeJobQueue, clock: FakeClock
 ) -> None:
     submit()
     clock.advance(60)
@@ -187,7 +161,7 @@ def test_identical_replay_while_a_worker_is_on_it_sends_no_second_job(
 
 
 def test_identical_replay_re_enqueues_when_the_worker_went_quiet(
-    submit: Any, store: FakeRegistrationStore, queue: FakeJobQueue, clock: Clock
+    submit: Any, store: FakeRegistrationStore, queue: FakeJobQueue, clock: FakeClock
 ) -> None:
     submit()
     store.update(ALICE.id, "codegen", "1.0", picked_up=True, last_progress_at=clock())
@@ -283,7 +257,7 @@ def test_storage_failure_on_replay_is_unavailable(submit: Any, store: FakeRegist
 
 
 def test_failed_registration_with_identical_replay_restarts_with_one_new_job(
-    submit: Any, store: FakeRegistrationStore, queue: FakeJobQueue, clock: Clock
+    submit: Any, store: FakeRegistrationStore, queue: FakeJobQueue, clock: FakeClock
 ) -> None:
     first = submit()
     store.update(
