@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -11,42 +10,15 @@ import azure.functions as func
 
 from registry import openapi
 from registry.blueprints import responses
-from registry.blueprints.registration_api import status_path
-from registry.bootstrap import Dependencies, dependencies
+from registry.bootstrap import Dependencies
 from registry.identity import Principal
-from registry.records import DATA_TYPES, ModelFilter, ModelSummary
+from registry.records import DATA_TYPES, ModelFilter, ModelSummary, Registration
 from registry.services import models as service
-from registry.services.registration import Conflict, Unavailable
 from registry.validation import FieldError, InvalidRequest
 
 bp = func.Blueprint()
 DOWNLOAD_TTL = timedelta(minutes=10)
 MODEL_TYPES = ("ENCODER", "DECODER", "SEQ2SEQ")
-Handler = Callable[[func.HttpRequest, Dependencies, Principal], func.HttpResponse]
-
-
-def _serve(req: func.HttpRequest, handler: Handler) -> func.HttpResponse:
-    """Identity first, then the handler, with the registry's errors mapped to statuses once."""
-    deps = dependencies()
-    principal = responses.caller(req, deps.settings)
-    if principal is None:
-        return responses.unauthorized()
-    try:
-        return handler(req, deps, principal)
-    except InvalidRequest as problem:
-        return responses.invalid(problem)
-    except service.NotVisible:
-        return responses.not_found("the model")
-    except Conflict as conflict:
-        return responses.error(409, "Conflict", str(conflict))
-    except Unavailable as unavailable:
-        return responses.error(503, "Service unavailable", str(unavailable))
-    except responses.Refused as refused:
-        return refused.response
-
-
-def _route(req: func.HttpRequest, *names: str) -> list[str]:
-    return [req.route_params[name] for name in names]
 
 
 # -- listing ------------------------------------------------------------------------------------
@@ -113,25 +85,30 @@ def _list(req: func.HttpRequest, deps: Dependencies, caller: Principal) -> func.
 
 @bp.route(route="v1.0/models", methods=["GET"])
 def list_models(req: func.HttpRequest) -> func.HttpResponse:
-    return _serve(req, _list)
+    return responses.serve(req, _list)
 
 
 # -- reading ------------------------------------------------------------------------------------
 
 
+def _visible(req: func.HttpRequest, deps: Dependencies, caller: Principal) -> Registration:
+    """The model the path names, if the caller may see it (NotVisible otherwise)."""
+    return service.find_visible(deps.store, caller, *responses.route_values(req, "name", "version", "owner"))
+
+
 def _get(req: func.HttpRequest, deps: Dependencies, caller: Principal) -> func.HttpResponse:
-    registration = service.find_visible(deps.store, caller, *_route(req, "name", "version", "owner"))
+    registration = _visible(req, deps, caller)
     view = service.model_view(registration, service.files_of(deps.store, registration))
     return responses.json_response(200, view)
 
 
 @bp.route(route="v1.0/model/{name}/{version}/{owner}", methods=["GET"])
 def get_model(req: func.HttpRequest) -> func.HttpResponse:
-    return _serve(req, _get)
+    return responses.serve(req, _get)
 
 
 def _index(req: func.HttpRequest, deps: Dependencies, caller: Principal) -> func.HttpResponse:
-    registration = service.find_visible(deps.store, caller, *_route(req, "name", "version", "owner"))
+    registration = _visible(req, deps, caller)
     content = service.index_page(deps.copier, registration)
     if content is None:
         return func.HttpResponse(status_code=204)
@@ -140,11 +117,11 @@ def _index(req: func.HttpRequest, deps: Dependencies, caller: Principal) -> func
 
 @bp.route(route="v1.0/model/{name}/{version}/{owner}/index", methods=["GET"])
 def get_model_index(req: func.HttpRequest) -> func.HttpResponse:
-    return _serve(req, _index)
+    return responses.serve(req, _index)
 
 
 def _file(req: func.HttpRequest, deps: Dependencies, caller: Principal) -> func.HttpResponse:
-    registration = service.find_visible(deps.store, caller, *_route(req, "name", "version", "owner"))
+    registration = _visible(req, deps, caller)
     url = service.file_url(deps.copier, registration, req.route_params.get("path", ""), DOWNLOAD_TTL)
     # The SAS is the caller's to use: it goes in Location only, never in a log or a body.
     return func.HttpResponse(status_code=302, headers={"Location": url, "Cache-Control": "no-store"})
@@ -152,14 +129,14 @@ def _file(req: func.HttpRequest, deps: Dependencies, caller: Principal) -> func.
 
 @bp.route(route="v1.0/model/{name}/{version}/{owner}/files/{*path}", methods=["GET"])
 def get_model_file(req: func.HttpRequest) -> func.HttpResponse:
-    return _serve(req, _file)
+    return responses.serve(req, _file)
 
 
 # -- changing -----------------------------------------------------------------------------------
 
 
 def _update(req: func.HttpRequest, deps: Dependencies, caller: Principal) -> func.HttpResponse:
-    name, version = _route(req, "name", "version")
+    name, version = responses.route_values(req, "name", "version")
     body = responses.json_body(req, deps.settings.max_body_bytes)
     registration = service.update_model(
         body=body,
@@ -176,22 +153,22 @@ def _update(req: func.HttpRequest, deps: Dependencies, caller: Principal) -> fun
 
 @bp.route(route="v1.0/model/{name}/{version}", methods=["PATCH"])
 def update_model(req: func.HttpRequest) -> func.HttpResponse:
-    return _serve(req, _update)
+    return responses.serve(req, _update)
 
 
 def _delete(req: func.HttpRequest, deps: Dependencies, caller: Principal) -> func.HttpResponse:
-    name, version = _route(req, "name", "version")
+    name, version = responses.route_values(req, "name", "version")
     service.delete_model(name=name, version=version, caller=caller, store=deps.store, files=deps.copier)
     return responses.json_response(200, {"message": f"Deleted {name} {version}"})
 
 
 @bp.route(route="v1.0/model/{name}/{version}", methods=["DELETE"])
 def delete_model(req: func.HttpRequest) -> func.HttpResponse:
-    return _serve(req, _delete)
+    return responses.serve(req, _delete)
 
 
 def _clone(req: func.HttpRequest, deps: Dependencies, caller: Principal) -> func.HttpResponse:
-    name, version = _route(req, "name", "version")
+    name, version = responses.route_values(req, "name", "version")
     body = responses.json_body(req, deps.settings.max_body_bytes)
     registration = service.clone_model(
         body=body,
@@ -204,17 +181,12 @@ def _clone(req: func.HttpRequest, deps: Dependencies, caller: Principal) -> func
         sealer=deps.sealer,
         settings=deps.settings,
     )
-    status_url = responses.absolute_url(req, status_path(registration.name, registration.version))
-    return responses.json_response(
-        202,
-        {"message": f"Clone {name} {version} accepted: {registration.state.value}", "status_url": status_url},
-        headers={"Location": status_url},
-    )
+    return responses.accepted(req, registration, "Clone")
 
 
 @bp.route(route="v1.0/model/clone/{name}/{version}", methods=["PUT"])
 def clone_model(req: func.HttpRequest) -> func.HttpResponse:
-    return _serve(req, _clone)
+    return responses.serve(req, _clone)
 
 
 @bp.route(route="v1.0/openapi.json", methods=["GET"])

@@ -2,62 +2,37 @@
 
 from __future__ import annotations
 
-import logging
 from datetime import datetime
 
 import azure.functions as func
 
 from registry.blueprints import responses
-from registry.bootstrap import dependencies
-from registry.services import registration as service
-from registry.validation import InvalidRequest, validate_identifiers
+from registry.bootstrap import Dependencies
+from registry.identity import Principal
+from registry.services import models
+from registry.services.registration import register
 
-log = logging.getLogger(__name__)
 bp = func.Blueprint()
 
 
-def status_path(name: str, version: str) -> str:
-    return f"/api/v1.0/model/{name}/{version}/status"
+def _register(req: func.HttpRequest, deps: Dependencies, caller: Principal) -> func.HttpResponse:
+    name, version = responses.route_values(req, "name", "version")
+    registration = register(
+        body=responses.json_body(req, deps.settings.max_body_bytes),
+        name=name,
+        version=version,
+        caller=caller,
+        store=deps.store,
+        queue=deps.queue,
+        sealer=deps.sealer,
+        settings=deps.settings,
+    )
+    return responses.accepted(req, registration, "Registration of")
 
 
 @bp.route(route="v1.0/model/{name}/{version}", methods=["PUT"])
 def register_model(req: func.HttpRequest) -> func.HttpResponse:
-    deps = dependencies()
-    principal = responses.caller(req, deps.settings)
-    if principal is None:
-        return responses.unauthorized()
-    try:
-        body = responses.json_body(req, deps.settings.max_body_bytes)
-    except responses.Refused as refused:
-        return refused.response
-    name, version = req.route_params["name"], req.route_params["version"]
-    try:
-        registration = service.register(
-            body=body,
-            name=name,
-            version=version,
-            caller=principal,
-            store=deps.store,
-            queue=deps.queue,
-            sealer=deps.sealer,
-            settings=deps.settings,
-        )
-    except InvalidRequest as problem:
-        return responses.invalid(problem)
-    except service.Conflict as conflict:
-        return responses.error(409, "Already registered", str(conflict))
-    except service.Unavailable as unavailable:
-        log.warning("registration of %s/%s not accepted: %s", name, version, unavailable)
-        return responses.error(503, "Service unavailable", str(unavailable))
-    status_url = responses.absolute_url(req, status_path(registration.name, registration.version))
-    return responses.json_response(
-        202,
-        {
-            "message": f"Registration of {name} {version} accepted: {registration.state.value}",
-            "status_url": status_url,
-        },
-        headers={"Location": status_url},
-    )
+    return responses.serve(req, _register, conflict="Already registered")
 
 
 def _timestamps(prefix: str, moment: datetime) -> dict[str, str]:
@@ -67,23 +42,11 @@ def _timestamps(prefix: str, moment: datetime) -> dict[str, str]:
     }
 
 
-@bp.route(route="v1.0/model/{name}/{version}/status", methods=["GET"])
-def registration_status(req: func.HttpRequest) -> func.HttpResponse:
-    deps = dependencies()
-    principal = responses.caller(req, deps.settings)
-    if principal is None:
-        return responses.unauthorized()
-    name, version = req.route_params["name"], req.route_params["version"]
+def _status(req: func.HttpRequest, deps: Dependencies, caller: Principal) -> func.HttpResponse:
+    name, version = responses.route_values(req, "name", "version")
     try:
-        validate_identifiers(name=name, version=version)
-    except InvalidRequest as problem:
-        return responses.invalid(problem)
-    try:
-        registration = service.find_own(deps.store, principal, name, version)
-        files = deps.store.files(registration) if registration is not None else []
-    except service.Unavailable as unavailable:
-        return responses.error(503, "Service unavailable", str(unavailable))
-    if registration is None:
+        registration = models.find_own(deps.store, caller, name, version)
+    except models.NotVisible:
         return responses.not_found(f"a registration of {name} {version}")
     return responses.json_response(
         200,
@@ -96,8 +59,13 @@ def registration_status(req: func.HttpRequest) -> func.HttpResponse:
             **_timestamps("start", registration.created_at),
             **_timestamps("last_updated", registration.updated_at),
             "files": [
-                {"name": f.name, "state": f.state, "bytes_copied": f.bytes_copied, "size": f.size}
-                for f in service.file_statuses(registration, files)
+                {"name": f.target, "state": f.state.value, "bytes_copied": f.bytes_copied, "size": f.size}
+                for f in models.files_of(deps.store, registration)
             ],
         },
     )
+
+
+@bp.route(route="v1.0/model/{name}/{version}/status", methods=["GET"])
+def registration_status(req: func.HttpRequest) -> func.HttpResponse:
+    return responses.serve(req, _status)

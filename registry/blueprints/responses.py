@@ -1,15 +1,20 @@
-"""HTTP plumbing shared by the HTTP functions: JSON responses, errors, the caller."""
+"""HTTP plumbing shared by the HTTP functions: the caller, error mapping, JSON responses."""
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
 import azure.functions as func
 
+from registry.bootstrap import Dependencies, dependencies
 from registry.identity import Principal, principal_from_headers
+from registry.records import Registration
+from registry.services.models import NotVisible
+from registry.services.registration import Conflict, Unavailable
 from registry.settings import Settings
 from registry.validation import InvalidRequest
 
@@ -79,3 +84,44 @@ def json_body(req: func.HttpRequest, max_bytes: int) -> Any:
 def absolute_url(req: func.HttpRequest, path: str) -> str:
     parts = urlsplit(req.url)
     return f"{parts.scheme}://{parts.netloc}{path}"
+
+
+Handler = Callable[[func.HttpRequest, Dependencies, Principal], func.HttpResponse]
+
+
+def serve(req: func.HttpRequest, handler: Handler, *, conflict: str = "Conflict") -> func.HttpResponse:
+    """Identity first, then the handler, with the registry's errors mapped to statuses in one place."""
+    deps = dependencies()
+    principal = caller(req, deps.settings)
+    if principal is None:
+        return unauthorized()
+    try:
+        return handler(req, deps, principal)
+    except InvalidRequest as problem:
+        return invalid(problem)
+    except NotVisible:
+        return not_found("the model")
+    except Conflict as refused:
+        return error(409, conflict, str(refused))
+    except Unavailable as unavailable:
+        log.warning("%s %s not served: %s", req.method, urlsplit(req.url).path, unavailable)
+        return error(503, "Service unavailable", str(unavailable))
+    except Refused as refused:
+        return refused.response
+
+
+def route_values(req: func.HttpRequest, *names: str) -> list[str]:
+    return [req.route_params[name] for name in names]
+
+
+def status_path(name: str, version: str) -> str:
+    return f"/api/v1.0/model/{name}/{version}/status"
+
+
+def accepted(req: func.HttpRequest, registration: Registration, what: str) -> func.HttpResponse:
+    """202 for a registration whose copy was queued, pointing at its status."""
+    status_url = absolute_url(req, status_path(registration.name, registration.version))
+    message = f"{what} {registration.name} {registration.version} accepted: {registration.state.value}"
+    return json_response(
+        202, {"message": message, "status_url": status_url}, headers={"Location": status_url}
+    )

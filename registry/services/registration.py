@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -16,8 +15,6 @@ from registry.records import (
     AlreadyExists,
     ConcurrentUpdate,
     CopyJob,
-    FileProgress,
-    FileState,
     Registration,
     State,
     StorageUnavailable,
@@ -268,28 +265,3 @@ def _send(job: CopyJob, queue: JobQueue) -> None:
         queue.send(job)
     except StorageUnavailable as error:
         raise Unavailable("the job queue is unavailable; retry later") from error
-
-
-@dataclass(frozen=True)
-class FileStatus:
-    name: str
-    state: str
-    bytes_copied: int
-    size: int | None
-
-
-def file_statuses(registration: Registration, progress: list[FileProgress]) -> list[FileStatus]:
-    by_target = {p.target: p for p in progress}
-    result = []
-    for target in registration.file_names:
-        p = by_target.get(target) or FileProgress(index=-1, target=target, state=FileState.PENDING)
-        result.append(FileStatus(target, p.state.value, p.bytes_copied, p.size))
-    return result
-
-
-def find_own(store: RegistrationStore, caller: Principal, name: str, version: str) -> Registration | None:
-    """The caller's own registration; others' registrations do not exist for them."""
-    try:
-        return store.get(caller.id, name, version)
-    except StorageUnavailable as error:
-        raise Unavailable("the registry's storage is unavailable; retry later") from error

@@ -12,11 +12,10 @@ import pytest
 from registry.identity import Principal
 from registry.records import ConcurrentUpdate, CopyJob, FileProgress, FileState, Registration, State
 from registry.sealing import Sealer
+from registry.services.models import NotVisible, files_of, find_own
 from registry.services.registration import (
     Conflict,
     Unavailable,
-    file_statuses,
-    find_own,
     register,
     sealing_binding,
 )
@@ -221,7 +220,8 @@ def test_other_callers_have_their_own_registrations(
     assert {r.owner for r in store.all()} == {ALICE.id, BOB.id}
     assert len(queue.sent) == 2
     assert find_own(store, BOB, "codegen", "1.0") is not None
-    assert find_own(store, Principal("carol", "carol"), "codegen", "1.0") is None
+    with pytest.raises(NotVisible):
+        find_own(store, Principal("carol", "carol"), "codegen", "1.0")
 
 
 def test_enqueue_failure_is_unavailable_and_leaves_no_record(
@@ -308,12 +308,14 @@ def test_failed_restart_with_enqueue_failure_leaves_nothing_in_progress_without_
     assert stored(store).state is State.FAILED
 
 
-def test_file_statuses_list_every_file_with_its_progress(submit: Any) -> None:
+def test_status_files_list_every_file_with_its_progress(submit: Any, store: FakeRegistrationStore) -> None:
     record = submit()
-    progress = [FileProgress(index=0, target="env.yml", state=FileState.FINISHED, size=10, bytes_copied=10)]
-    statuses = file_statuses(record, progress)
-    assert [s.name for s in statuses] == record.file_names
-    by_name = {s.name: s for s in statuses}
+    index = record.file_names.index("env.yml")
+    done = FileProgress(index=index, target="env.yml", state=FileState.FINISHED, size=10, bytes_copied=10)
+    store.insert_files(record, [done])
+    statuses = files_of(store, record)
+    assert [s.target for s in statuses] == record.file_names
+    by_name = {s.target: s for s in statuses}
     assert by_name["env.yml"].state == "Finished"
     assert by_name["env.yml"].bytes_copied == 10
     assert by_name["score.py"].state == "Pending"
