@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 import json
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
@@ -39,6 +39,21 @@ POLICY = CopyPolicy(block_size=4 * 1024 * 1024, concurrency=2, time_budget_secon
 @pytest.fixture
 def settings() -> Settings:
     return make_settings(REGISTRY_BULK_OWNERS="alice, bulkbot")
+
+
+Run = Callable[[RegisterJob], str]
+
+
+@pytest.fixture
+def run(
+    store: FakeRegistrationStore, queue: FakeJobQueue, sealer: Sealer, settings: Settings, clock: FakeClock
+) -> Run:
+    """The worker's handling of a bulk registration, on the fakes."""
+
+    def call(job: RegisterJob) -> str:
+        return register_from_queue(job, store=store, queue=queue, sealer=sealer, settings=settings, now=clock)
+
+    return call
 
 
 @pytest.fixture
@@ -145,11 +160,13 @@ def test_with_no_bulk_owners_set_every_line_is_refused(store: FakeRegistrationSt
 
 
 def test_an_allowed_owners_valid_job_is_recorded_in_progress_and_one_copy_job_is_enqueued(
-    store: FakeRegistrationStore, queue: FakeJobQueue, sealer: Sealer, settings: Settings, clock: FakeClock
+    run: Run,
+    store: FakeRegistrationStore,
+    queue: FakeJobQueue,
 ) -> None:
     job = RegisterJob("alice", "codegen", "1.0", registration_body(), owner_name="Alice")
 
-    outcome = register_from_queue(job, store=store, queue=queue, sealer=sealer, settings=settings, now=clock)
+    outcome = run(job)
 
     assert outcome == "InProgress"
     registration = store.peek("alice", "codegen", "1.0")
@@ -185,12 +202,16 @@ def test_a_job_arriving_through_handle_message_is_registered(
 
 
 def test_an_identical_job_after_the_copy_finished_enqueues_nothing_and_records_nothing(
-    store: FakeRegistrationStore, queue: FakeJobQueue, sealer: Sealer, settings: Settings, clock: FakeClock
+    run: Run,
+    store: FakeRegistrationStore,
+    queue: FakeJobQueue,
+    sealer: Sealer,
+    clock: FakeClock,
 ) -> None:
     body = registration_body()
     copier = copier_for(body)
     job = RegisterJob("alice", "codegen", "1.0", body)
-    register_from_queue(job, store=store, queue=queue, sealer=sealer, settings=settings, now=clock)
+    run(job)
     (copy_job,) = queue.take()
     assert process_job(copy_job, store=store, queue=queue, copier=copier, sealer=sealer, policy=POLICY) is (
         Outcome.FINISHED
@@ -200,7 +221,7 @@ def test_an_identical_job_after_the_copy_finished_enqueues_nothing_and_records_n
     calls, stages = len(store.calls), copier.staged_count()
 
     clock.advance(3600)
-    again = register_from_queue(job, store=store, queue=queue, sealer=sealer, settings=settings, now=clock)
+    again = run(job)
 
     assert again == "Finished"
     assert queue.sent == []
@@ -212,15 +233,18 @@ def test_an_identical_job_after_the_copy_finished_enqueues_nothing_and_records_n
 
 
 def test_an_identical_job_while_a_worker_copies_enqueues_nothing_and_records_nothing(
-    store: FakeRegistrationStore, queue: FakeJobQueue, sealer: Sealer, settings: Settings, clock: FakeClock
+    run: Run,
+    store: FakeRegistrationStore,
+    queue: FakeJobQueue,
+    clock: FakeClock,
 ) -> None:
     job = RegisterJob("alice", "codegen", "1.0", registration_body())
-    register_from_queue(job, store=store, queue=queue, sealer=sealer, settings=settings, now=clock)
+    run(job)
     queue.take()
     copying = store.update("alice", "codegen", "1.0", picked_up=True, last_progress_at=clock())
 
     clock.advance(5)
-    outcome = register_from_queue(job, store=store, queue=queue, sealer=sealer, settings=settings, now=clock)
+    outcome = run(job)
 
     assert outcome == "InProgress"
     assert queue.sent == []
@@ -229,18 +253,20 @@ def test_an_identical_job_while_a_worker_copies_enqueues_nothing_and_records_not
 
 
 def test_an_identical_job_before_any_worker_started_resends_the_copy_under_one_message_id(
-    store: FakeRegistrationStore, queue: FakeJobQueue, sealer: Sealer, settings: Settings, clock: FakeClock
+    run: Run,
+    store: FakeRegistrationStore,
+    queue: FakeJobQueue,
 ) -> None:
     """As an HTTP replay does: the first copy message may have been lost with the process that
     recorded it. The resend's message id is deterministic, so Service Bus drops repeats."""
     job = RegisterJob("alice", "codegen", "1.0", registration_body())
-    register_from_queue(job, store=store, queue=queue, sealer=sealer, settings=settings, now=clock)
+    run(job)
     first = store.peek("alice", "codegen", "1.0")
     assert first is not None
     queue.take()
 
     for _ in range(2):
-        register_from_queue(job, store=store, queue=queue, sealer=sealer, settings=settings, now=clock)
+        run(job)
 
     resent = queue.take()
     assert len(resent) == 2
@@ -252,11 +278,14 @@ def test_an_identical_job_before_any_worker_started_resends_the_copy_under_one_m
 
 
 def test_an_invalid_body_is_recorded_failed_naming_the_field_and_the_rule_and_a_resend_changes_nothing(
-    store: FakeRegistrationStore, queue: FakeJobQueue, sealer: Sealer, settings: Settings, clock: FakeClock
+    run: Run,
+    store: FakeRegistrationStore,
+    queue: FakeJobQueue,
+    clock: FakeClock,
 ) -> None:
     job = RegisterJob("alice", "typed", "1.0", invalid_body())
 
-    outcome = register_from_queue(job, store=store, queue=queue, sealer=sealer, settings=settings, now=clock)
+    outcome = run(job)
 
     assert outcome == "invalid"
     failed = store.peek("alice", "typed", "1.0")
@@ -268,7 +297,7 @@ def test_an_invalid_body_is_recorded_failed_naming_the_field_and_the_rule_and_a_
     assert queue.sent == []
 
     clock.advance(60)
-    again = register_from_queue(job, store=store, queue=queue, sealer=sealer, settings=settings, now=clock)
+    again = run(job)
 
     assert again == "invalid"
     after = store.peek("alice", "typed", "1.0")
@@ -278,18 +307,17 @@ def test_an_invalid_body_is_recorded_failed_naming_the_field_and_the_rule_and_a_
 
 
 def test_an_invalid_job_does_not_touch_an_existing_registration_of_that_name(
-    store: FakeRegistrationStore, queue: FakeJobQueue, sealer: Sealer, settings: Settings, clock: FakeClock
+    run: Run,
+    store: FakeRegistrationStore,
+    queue: FakeJobQueue,
 ) -> None:
     good = RegisterJob("alice", "codegen", "1.0", registration_body())
-    register_from_queue(good, store=store, queue=queue, sealer=sealer, settings=settings, now=clock)
+    run(good)
     before = store.peek("alice", "codegen", "1.0")
     queue.take()
 
     bad = RegisterJob("alice", "codegen", "1.0", invalid_body())
-    assert (
-        register_from_queue(bad, store=store, queue=queue, sealer=sealer, settings=settings, now=clock)
-        == "invalid"
-    )
+    assert run(bad) == "invalid"
 
     after = store.peek("alice", "codegen", "1.0")
     assert after == before and after is not None and after.state is State.IN_PROGRESS
@@ -297,29 +325,17 @@ def test_an_invalid_job_does_not_touch_an_existing_registration_of_that_name(
 
 
 def test_a_valid_job_that_conflicts_with_an_existing_registration_changes_nothing(
-    store: FakeRegistrationStore, queue: FakeJobQueue, sealer: Sealer, settings: Settings, clock: FakeClock
+    run: Run,
+    store: FakeRegistrationStore,
+    queue: FakeJobQueue,
 ) -> None:
-    register_from_queue(
-        RegisterJob("alice", "codegen", "1.0", registration_body()),
-        store=store,
-        queue=queue,
-        sealer=sealer,
-        settings=settings,
-        now=clock,
-    )
+    run(RegisterJob("alice", "codegen", "1.0", registration_body()))
     before = store.peek("alice", "codegen", "1.0")
     queue.take()
     other = registration_body()
     other["model_config"]["description"] = "something else"
 
-    outcome = register_from_queue(
-        RegisterJob("alice", "codegen", "1.0", other),
-        store=store,
-        queue=queue,
-        sealer=sealer,
-        settings=settings,
-        now=clock,
-    )
+    outcome = run(RegisterJob("alice", "codegen", "1.0", other))
 
     assert outcome == "conflict"
     assert store.peek("alice", "codegen", "1.0") == before
@@ -434,13 +450,18 @@ def test_summary_of_all_finished_has_no_failure_section() -> None:
 
 
 def test_wait_reports_ended_registrations_and_what_was_still_running_or_never_recorded(
-    store: FakeRegistrationStore, queue: FakeJobQueue, sealer: Sealer, settings: Settings, clock: FakeClock
+    run: Run,
+    store: FakeRegistrationStore,
+    queue: FakeJobQueue,
+    sealer: Sealer,
+    settings: Settings,
+    clock: FakeClock,
 ) -> None:
     jobs = [
         RegisterJob("alice", name, "1", registration_body()) for name in ("done", "running", "lost", "other")
     ]
     for job in jobs[:2]:
-        register_from_queue(job, store=store, queue=queue, sealer=sealer, settings=settings, now=clock)
+        run(job)
     store.update("alice", "done", "1", state=State.FINISHED, message="All files copied")
     # A worker whose settings allow no such source host records the line invalid.
     strict = make_settings(REGISTRY_BULK_OWNERS="alice", REGISTRY_ALLOWED_SOURCE_HOSTS="other.example.com")
@@ -472,10 +493,13 @@ def test_wait_names_the_workers_reason_for_an_invalid_line(
 
 
 def test_wait_reports_a_registration_that_ended_after_the_last_poll_as_ended(
-    store: FakeRegistrationStore, queue: FakeJobQueue, sealer: Sealer, settings: Settings, clock: FakeClock
+    run: Run,
+    store: FakeRegistrationStore,
+    sealer: Sealer,
+    settings: Settings,
 ) -> None:
     job = RegisterJob("alice", "codegen", "1.0", registration_body())
-    register_from_queue(job, store=store, queue=queue, sealer=sealer, settings=settings, now=clock)
+    run(job)
     store.update("alice", "codegen", "1.0", state=State.FINISHED, message="All files copied")
     deps: Any = SimpleNamespace(store=store, sealer=sealer, settings=settings)
 
@@ -485,24 +509,17 @@ def test_wait_reports_a_registration_that_ended_after_the_last_poll_as_ended(
 
 
 def test_wait_reports_a_line_that_conflicts_with_an_existing_registration(
-    store: FakeRegistrationStore, queue: FakeJobQueue, sealer: Sealer, settings: Settings, clock: FakeClock
+    run: Run,
+    store: FakeRegistrationStore,
+    sealer: Sealer,
+    settings: Settings,
 ) -> None:
-    register_from_queue(
-        RegisterJob("alice", "codegen", "1.0", registration_body()),
-        store=store,
-        queue=queue,
-        sealer=sealer,
-        settings=settings,
-        now=clock,
-    )
+    run(RegisterJob("alice", "codegen", "1.0", registration_body()))
     store.update("alice", "codegen", "1.0", state=State.FINISHED, message="")
     other = registration_body()
     other["model_config"]["description"] = "a different model under the same name and version"
     job = RegisterJob("alice", "codegen", "1.0", other)
-    assert (
-        register_from_queue(job, store=store, queue=queue, sealer=sealer, settings=settings, now=clock)
-        == "conflict"
-    )
+    assert run(job) == "conflict"
     deps: Any = SimpleNamespace(store=store, sealer=sealer, settings=settings)
 
     results = bulk.wait([job], deps, timeout=5)
@@ -675,26 +692,15 @@ def test_without_wait_the_cli_sends_and_exits_by_the_manifest_alone(
 
 
 def test_a_corrected_job_after_an_invalid_one_registers(
-    store: FakeRegistrationStore, queue: FakeJobQueue, sealer: Sealer, settings: Settings, clock: FakeClock
+    run: Run,
+    store: FakeRegistrationStore,
+    queue: FakeJobQueue,
+    clock: FakeClock,
 ) -> None:
-    register_from_queue(
-        RegisterJob("alice", "typed", "1.0", invalid_body()),
-        store=store,
-        queue=queue,
-        sealer=sealer,
-        settings=settings,
-        now=clock,
-    )
+    run(RegisterJob("alice", "typed", "1.0", invalid_body()))
     clock.advance(60)
 
-    outcome = register_from_queue(
-        RegisterJob("alice", "typed", "1.0", registration_body()),
-        store=store,
-        queue=queue,
-        sealer=sealer,
-        settings=settings,
-        now=clock,
-    )
+    outcome = run(RegisterJob("alice", "typed", "1.0", registration_body()))
 
     assert outcome == "InProgress"
     registration = store.peek("alice", "typed", "1.0")
@@ -762,16 +768,14 @@ def test_rerunning_after_a_source_was_fixed_reports_the_restarts_outcome(
 
 
 def test_the_owners_own_put_replaces_what_an_invalid_bulk_line_left(
-    store: FakeRegistrationStore, queue: FakeJobQueue, sealer: Sealer, settings: Settings, clock: FakeClock
+    run: Run,
+    store: FakeRegistrationStore,
+    queue: FakeJobQueue,
+    sealer: Sealer,
+    settings: Settings,
+    clock: FakeClock,
 ) -> None:
-    register_from_queue(
-        RegisterJob("alice", "typed", "1.0", invalid_body()),
-        store=store,
-        queue=queue,
-        sealer=sealer,
-        settings=settings,
-        now=clock,
-    )
+    run(RegisterJob("alice", "typed", "1.0", invalid_body()))
 
     registration = register(
         body=registration_body(),
