@@ -1,4 +1,4 @@
-"""`python -m bench [--quick] [--only registration|copy|listing|bulk]`: run the benchmarks.
+"""`python -m bench [--quick] [--only NAME]`: run the benchmarks (all, or the one named).
 
 Human lines first, one per figure; the last line of stdout is one JSON object with every figure,
 its baseline, ratio and target.
@@ -11,7 +11,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 
-from bench import bulk, listing, model_copy, registration
+from bench import bulk, listing, model_copy, recovery, registration, round_trips
 from bench.report import Figure, summary
 
 Runner = Callable[[bool], Sequence[Figure]]
@@ -19,7 +19,13 @@ BENCHMARKS: dict[str, Runner] = {
     "registration": lambda quick: registration.run(
         registration.RegistrationPlan.quick() if quick else registration.RegistrationPlan()
     ),
+    "round-trips": lambda quick: round_trips.run(
+        round_trips.RoundTripPlan.quick() if quick else round_trips.RoundTripPlan()
+    ),
     "copy": lambda quick: model_copy.run(model_copy.CopyPlan.quick() if quick else model_copy.CopyPlan()),
+    "recovery": lambda quick: recovery.run(
+        recovery.RecoveryPlan.quick() if quick else recovery.RecoveryPlan()
+    ),
     "listing": lambda quick: listing.run(listing.ListingPlan.quick() if quick else listing.ListingPlan()),
     "bulk": lambda quick: bulk.run(bulk.BulkPlan.quick() if quick else bulk.BulkPlan()),
 }

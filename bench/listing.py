@@ -28,13 +28,12 @@ from typing import Any
 import httpx
 from azure.data.tables import TableClient
 
-from bench.copying import request_body
+from bench.copying import SMALL_FILES, copy_to_the_end, request_body
 from bench.processes import QUIET_HOST, WORKER_DISABLED, app_settings, running_azurite, running_host
 from bench.report import Figure
 from bench.sources import OwnerContainer
 from registry.bootstrap import build
 from registry.domain.listing import sort_key
-from registry.domain.model import Registration
 from registry.domain.vocabulary import State
 from registry.identity import Principal
 from registry.services.dependencies import Dependencies
@@ -90,31 +89,21 @@ class Templates:
 
 
 def make_templates(deps: Dependencies, sources: OwnerContainer) -> Templates:
-    """Register one public model through the registry's own service, finish it, publish it."""
-    urls = {target: sources.blob_url(target) for target in ("score.py", "environment.yml", "index.md")}
+    """Register one public model through the registry's own service and let the worker copy it
+    to the end (which lists it): the entities it wrote are what every model is made of."""
+    urls = {target: sources.upload_bytes(target, data).url for target, data in SMALL_FILES.items()}
     body = request_body(urls)
     body["model_config"]["private"] = False
     owner = Principal("template-owner", "Template Owner")
-    registration: Registration = register(
-        body=body,
-        name="template",
-        version="1.0",
-        caller=owner,
-        store=deps.store,
-        queue=deps.queue,
-        sealer=deps.sealer,
-        settings=deps.settings,
-    )
-    registration.state, registration.finished_once, registration.sealed = State.FINISHED, True, b""
-    registration.message = "Finished"
-    deps.store.replace(registration)
-    deps.store.publish(registration)
+    copy_to_the_end(deps, register(deps, owner, "template", "1.0", body))
     connection = str(deps.settings.storage_connection_string)
     with TableClient.from_connection_string(connection, deps.settings.registrations_table) as table:
         written = dict(table.get_entity(owner.id, sort_key("template", "1.0")))
     with TableClient.from_connection_string(connection, deps.settings.catalog_table) as table:
         listed = dict(table.get_entity("public", sort_key("template", "1.0", owner.id)))
         table.delete_entity("public", sort_key("template", "1.0", owner.id))  # not one of the counted
+    if written["state"] != State.FINISHED.value:
+        raise RuntimeError(f"the template model did not finish: {written['state']}")
     return Templates(written, listed)
 
 

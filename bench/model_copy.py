@@ -32,6 +32,7 @@ from bench.report import Figure
 from bench.sources import MIB, OwnerContainer, SourceFile, md5_of_blob
 from devhost.azurite import REPO
 from registry.bootstrap import build
+from registry.services.copying import CopyPolicy
 from registry.services.dependencies import Dependencies
 from registry.settings import load_settings
 
@@ -167,7 +168,7 @@ def run(plan: CopyPlan) -> Sequence[Figure]:
 
         settings = worker_settings(azurite.connection_string(), sealing_key())
         deps = build(load_settings(settings))
-        policy = deps.copy_policy
+        policy = CopyPolicy.of(deps)
         connection = azurite.connection_string()
         models = ContainerClient.from_connection_string(connection, deps.settings.models_container)
         bare = ContainerClient.from_connection_string(connection, BARE_CONTAINER)
