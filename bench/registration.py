@@ -86,7 +86,7 @@ class RegistrationPlan:
     concurrency: int = 16
     warmup: int = 200
     per_round: int = 500
-    rounds: int = 9  # of each side: each side goes first, second and third three times
+    rounds: int = 6  # of each side: each side goes first, second and third twice
 
     @classmethod
     def quick(cls) -> RegistrationPlan:
