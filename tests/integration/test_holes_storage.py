@@ -163,7 +163,7 @@ def test_the_sweep_finishes_a_delete_left_half_way(deps: Dependencies, sources: 
     assert old is not None
     with pytest.raises(Unavailable):
         service.delete_model(dataclasses.replace(deps, files=FailingOnce(deps.files)), ALICE, "bert", "2.0")
-    requeued, deleted = sweep(deps)
+    _, deleted = sweep(deps)
     assert deleted >= 1
     assert deps.store.get("alice", "bert", "2.0") is None
     assert _stored(deps, old, "w.bin") is None
@@ -193,7 +193,7 @@ def redirecting() -> Iterator[tuple[str, list[str]]]:
 
         do_HEAD = do_GET = _answer  # noqa: N815 - http.server's names
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - http.server's name
+        def log_message(self, format: str, *args: Any) -> None:
             return
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
