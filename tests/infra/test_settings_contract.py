@@ -19,15 +19,33 @@ import pytest
 from registry.settings import Settings, load_settings
 from tests.infra import Unresolved, app_settings, parse
 
-# Set by App Service itself on every instance: the Bicep must not set them.
+# Set by the platform on a Flex Consumption instance: the Bicep must not set them. What Flex sets
+# (checked against the Functions host, which detects its environment from them:
+# github.com/Azure/azure-functions-host, src/WebJobs.Script/Environment/EnvironmentExtensions.cs):
+# - WEBSITE_SITE_NAME on every plan, Flex included (the Flex host id is derived from it);
+# - WEBSITE_SKU=FlexConsumption, and CONTAINER_NAME (or WEBSITE_POD_NAME) with LEGION_SERVICE_HOST:
+#   how the host recognises Flex;
+# - not WEBSITE_INSTANCE_ID: the host takes that for "App Service", which Flex is not (it is on
+#   Windows/Linux App Service plans and classic Consumption);
+# - WEBSITE_AUTH_ENABLED=True when authsettingsV2 is enabled: Flex's host applies it from the site
+#   config at start-up and runs Easy Auth in process when it reads true. An app setting of the same
+#   name takes precedence over the site config, which is why the Bicep must never set it.
 PLATFORM_INJECTED = {
-    "WEBSITE_INSTANCE_ID": "the instance id; with WEBSITE_SITE_NAME, how the code knows it runs in Azure",
-    "WEBSITE_SITE_NAME": "the app's name",
+    "WEBSITE_SITE_NAME": "the app's name, on every plan (Flex included)",
+    "WEBSITE_SKU": "'FlexConsumption' on Flex",
+    "CONTAINER_NAME": "the instance's container on Flex (or WEBSITE_POD_NAME)",
+    "WEBSITE_POD_NAME": "the instance on Flex, where CONTAINER_NAME is not set",
+    "LEGION_SERVICE_HOST": "set on Flex Consumption (with CONTAINER_NAME or WEBSITE_POD_NAME)",
+    "WEBSITE_INSTANCE_ID": "the instance id on App Service plans and classic Consumption; not on Flex",
     "WEBSITE_AUTH_ENABLED": "'True' when App Service Authentication (authsettingsV2) is on",
+    "WEBSITE_AUTH_V2_CONFIG_JSON": "the authsettingsV2 configuration, where App Service injects it",
 }
+# What a Flex Consumption instance of this deployment sees (Easy Auth on).
 INJECTED_VALUES = {
-    "WEBSITE_INSTANCE_ID": "0123456789abcdef",
     "WEBSITE_SITE_NAME": "func-registry-test",
+    "WEBSITE_SKU": "FlexConsumption",
+    "CONTAINER_NAME": "func-registry-test_0123abcd",
+    "LEGION_SERVICE_HOST": "10.0.0.1",
     "WEBSITE_AUTH_ENABLED": "True",
 }
 
@@ -53,7 +71,19 @@ READ_BY_PLATFORM = {
     "REGISTRY_SERVICEBUS_QUEUE": "the Service Bus trigger's queue name (%REGISTRY_SERVICEBUS_QUEUE%)",
 }
 
+# Set by the Bicep for a contract the code on this branch does not implement yet. Each entry names
+# the contract; test_the_named_exceptions_are_current fails once the code reads the setting, so that
+# the entry is dropped then.
+AWAITING_CODE = {
+    # Sealing-key rotation, agreed with the lead: the app seals with REGISTRY_SEALING_KEY and opens
+    # sealed data with it or with any key in REGISTRY_SEALING_PREVIOUS_KEYS (comma-separated base64
+    # 32-byte keys, empty by default); `python -m registry reseal` re-seals under the current key.
+    "REGISTRY_SEALING_PREVIOUS_KEYS": "sealing-key rotation contract: previous keys the app still opens with",
+}
+
 KEY_VAULT_REFERENCE = re.compile(r"@Microsoft\.KeyVault\(SecretUri=<keyVault\.outputs\.[A-Za-z]+>\)")
+SEALING_KEY = base64.b64encode(bytes(range(32))).decode()  # what the platform resolves a reference to
+PREVIOUS_KEY = base64.b64encode(bytes(range(32, 64))).decode()
 
 
 class RecordingEnv(dict[str, str]):
@@ -89,14 +119,18 @@ class RecordingEnv(dict[str, str]):
         raise AssertionError("load_settings enumerated the settings: the contract cannot see what it reads")
 
 
-def azure_environment() -> dict[str, str]:
-    """What the app sees in Azure: the Bicep's settings, with deployment-time values filled in."""
+def azure_environment(*, rotating: bool = False) -> dict[str, str]:
+    """What the app sees on Flex: the Bicep's settings, with deployment-time values filled in;
+    `rotating`: during a sealing-key rotation (a previous key is set)."""
     env: dict[str, str] = {}
     for name, value in app_settings().items():
         assert isinstance(value, str), f"{name}: app settings are strings, not {value!r}"
         if name == "REGISTRY_SEALING_KEY":
             assert KEY_VAULT_REFERENCE.fullmatch(value), f"the sealing key is a Key Vault reference: {value}"
-            value = base64.b64encode(bytes(range(32))).decode()  # what the platform resolves it to
+            value = SEALING_KEY
+        elif name == "REGISTRY_SEALING_PREVIOUS_KEYS":
+            # Empty, or the Key Vault reference of the previous version during a rotation.
+            value = PREVIOUS_KEY if rotating else ""
         elif isinstance(value, Unresolved):
             value = f"deployed-{name.lower()}"  # a resource name, id or endpoint
         env[name] = value
@@ -140,18 +174,34 @@ def test_every_setting_the_code_reads_is_provisioned(loaded: tuple[Settings, set
 
 def test_the_bicep_sets_nothing_that_nobody_reads(loaded: tuple[Settings, set[str]]) -> None:
     _, looked_up = loaded
-    unread = set(app_settings()) - looked_up - set(READ_BY_PLATFORM)
+    unread = set(app_settings()) - looked_up - set(READ_BY_PLATFORM) - set(AWAITING_CODE)
     assert unread == set(), "set by the Bicep, but read neither by the code nor by the platform"
+
+
+def test_the_settings_load_during_a_sealing_key_rotation() -> None:
+    settings = load_settings(RecordingEnv(azure_environment(rotating=True)))
+    assert len(settings.sealing_key) == 32 and settings.running_in_azure
+
+
+def test_the_bicep_never_sets_what_decides_whether_principal_headers_are_trusted() -> None:
+    """An app setting WEBSITE_AUTH_ENABLED would override the site's Easy Auth configuration on Flex
+    (the host prefers the app setting), and REGISTRY_DEV_MODE=true would trust forged headers."""
+    settings = app_settings()
+    assert not {name for name in settings if name.startswith("WEBSITE_AUTH")}
+    assert settings["REGISTRY_DEV_MODE"] == "false"
 
 
 def test_the_named_exceptions_are_current(loaded: tuple[Settings, set[str]]) -> None:
     _, looked_up = loaded
     bicep = set(app_settings())
     assert bicep & set(PLATFORM_INJECTED) == set(), "the platform sets these itself"
+    assert set(AWAITING_CODE) <= bicep, "an awaited setting the Bicep no longer sets: drop it"
+    assert set(AWAITING_CODE) & looked_up == set(), "the code reads it now: drop it from AWAITING_CODE"
     assert bicep & set(SAFE_DEFAULTS) == set(), "these must stay unset in Azure"
     assert set(SAFE_DEFAULTS) <= looked_up, "a safe default the code no longer reads: drop it"
     assert set(READ_BY_PLATFORM) <= bicep, "a platform setting the Bicep no longer sets: drop it"
     assert all(PLATFORM_INJECTED.values()) and all(SAFE_DEFAULTS.values()) and all(READ_BY_PLATFORM.values())
+    assert all(AWAITING_CODE.values())
 
 
 def test_the_function_app_gets_exactly_these_settings() -> None:
