@@ -258,6 +258,14 @@ var appSettings = {
   REGISTRY_COPY_TIME_BUDGET_SECONDS: '200'
   REGISTRY_COPY_LEASE_SECONDS: '270'
   REGISTRY_STALE_AFTER_SECONDS: '900'
+  // Per-owner quotas and request rate limits (registry/settings.py; the same values as its defaults
+  // and local.settings.sample.json): 200 GiB a file, 1 TiB a model, 1000 files, 20 registrations
+  // in progress; 2 requests a second, 100 a minute, 500 in ten minutes.
+  REGISTRY_MAX_FILE_GIB: '200'
+  REGISTRY_MAX_MODEL_GIB: '1024'
+  REGISTRY_MAX_FILES: '1000'
+  REGISTRY_MAX_IN_PROGRESS: '20'
+  REGISTRY_RATE_LIMITS: '2/1,100/60,500/600'
 }
 
 module functionApp 'modules/functionapp.bicep' = {

@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # Settings that make sense only on the app's own instances.
 _LOCAL_ONLY_SUFFIXES = ("__clientId", "__credential")
 _LEFT_OUT = ("APPLICATIONINSIGHTS_CONNECTION_STRING", "APPLICATIONINSIGHTS_AUTHENTICATION_STRING")
+_CONNECTIONS = ("AzureWebJobsStorage", "ServiceBusConnection")
 
 
 def resolve(az: Az, setting: str, reference: str) -> str:
@@ -64,6 +65,10 @@ def reseal_environment(az: Az, group: str, prefix: str) -> dict[str, str]:
     }
     env[CURRENT_SETTING] = resolve(az, CURRENT_SETTING, settings[CURRENT_SETTING])
     env[PREVIOUS_SETTING] = resolve(az, PREVIOUS_SETTING, settings[PREVIOUS_SETTING])
+    # The deployed app has no connection strings; empty ones here keep a developer's local values
+    # (the emulator's, from the shell or local.settings.json) from taking the place of Azure's.
+    for connection in _CONNECTIONS:
+        env.setdefault(connection, "")
     return env
 
 
@@ -90,7 +95,10 @@ def main(argv: list[str] | None = None) -> int:
     print(
         "Resealing everything stored under the previous key (python -m registry reseal) ...", file=sys.stderr
     )
-    done = subprocess.run([interpreter(), "-m", "registry", "reseal"], cwd=ROOT, env=env, check=False)
+    # --settings names no file: the settings are the deployed app's, never local.settings.json.
+    no_file = ROOT / ".local" / "no-local-settings-for-reseal.json"
+    command = [interpreter(), "-m", "registry", "reseal", "--settings", str(no_file)]
+    done = subprocess.run(command, cwd=ROOT, env=env, check=False)
     if done.returncode != 0:
         print(
             f"reseal: python -m registry reseal failed (exit {done.returncode}); keep the previous key",

@@ -217,7 +217,7 @@ def test_reseal_runs_the_app_command_with_both_keys_resolved_and_prints_neither(
     )
     seen = tmp_path / "env.json"
     python = tmp_path / "python"
-    python.write_text(f"#!/bin/sh\nenv > {seen}\necho resealed 3 values\n")
+    python.write_text(f"#!/bin/sh\nenv > {seen}\necho \"ARGS=$*\" >> {seen}\necho resealed 3 values\n")
     python.chmod(0o755)
     done = run(
         stubs, "rotate-sealing-key.sh", "reseal", "-s", SUBSCRIPTION, "-g", GROUP, REGISTRY_PYTHON=str(python)
@@ -227,6 +227,11 @@ def test_reseal_runs_the_app_command_with_both_keys_resolved_and_prints_neither(
     assert env["REGISTRY_SEALING_KEY"] == current and env["REGISTRY_SEALING_PREVIOUS_KEYS"] == previous
     assert env["AzureWebJobsStorage__accountName"] == "stregistry"
     assert "AzureWebJobsStorage__clientId" not in env and "ServiceBusConnection__credential" not in env
+    # Nothing local may stand in for Azure: no connection string, no local.settings.json.
+    assert env["AzureWebJobsStorage"] == "" and env["ServiceBusConnection"] == ""
+    command = env["ARGS"].split()
+    assert command[:3] == ["-m", "registry", "reseal"] and command[3] == "--settings"
+    assert not Path(command[4]).exists()
     assert current not in done.stdout + done.stderr and previous not in done.stdout + done.stderr
 
 

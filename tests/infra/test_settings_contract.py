@@ -71,16 +71,6 @@ READ_BY_PLATFORM = {
     "REGISTRY_SERVICEBUS_QUEUE": "the Service Bus trigger's queue name (%REGISTRY_SERVICEBUS_QUEUE%)",
 }
 
-# Set by the Bicep for a contract the code on this branch does not implement yet. Each entry names
-# the contract; test_the_named_exceptions_are_current fails once the code reads the setting, so that
-# the entry is dropped then.
-AWAITING_CODE = {
-    # Sealing-key rotation, agreed with the lead: the app seals with REGISTRY_SEALING_KEY and opens
-    # sealed data with it or with any key in REGISTRY_SEALING_PREVIOUS_KEYS (comma-separated base64
-    # 32-byte keys, empty by default); `python -m registry reseal` re-seals under the current key.
-    "REGISTRY_SEALING_PREVIOUS_KEYS": "sealing-key rotation contract: previous keys the app still opens with",
-}
-
 KEY_VAULT_REFERENCE = re.compile(r"@Microsoft\.KeyVault\(SecretUri=<keyVault\.outputs\.[A-Za-z]+>\)")
 SEALING_KEY = base64.b64encode(bytes(range(32))).decode()  # what the platform resolves a reference to
 PREVIOUS_KEY = base64.b64encode(bytes(range(32, 64))).decode()
@@ -174,13 +164,24 @@ def test_every_setting_the_code_reads_is_provisioned(loaded: tuple[Settings, set
 
 def test_the_bicep_sets_nothing_that_nobody_reads(loaded: tuple[Settings, set[str]]) -> None:
     _, looked_up = loaded
-    unread = set(app_settings()) - looked_up - set(READ_BY_PLATFORM) - set(AWAITING_CODE)
+    unread = set(app_settings()) - looked_up - set(READ_BY_PLATFORM)
     assert unread == set(), "set by the Bicep, but read neither by the code nor by the platform"
 
 
 def test_the_settings_load_during_a_sealing_key_rotation() -> None:
+    """REGISTRY_SEALING_PREVIOUS_KEYS is empty, or during a rotation the previous key version."""
     settings = load_settings(RecordingEnv(azure_environment(rotating=True)))
-    assert len(settings.sealing_key) == 32 and settings.running_in_azure
+    assert settings.sealing_key == base64.b64decode(SEALING_KEY)
+    assert settings.sealing_previous_keys == (base64.b64decode(PREVIOUS_KEY),)
+
+
+def test_on_flex_without_easy_auth_no_caller_is_trusted() -> None:
+    """The platform sets WEBSITE_AUTH_ENABLED only when authsettingsV2 is on: without it the app,
+    recognising Azure by WEBSITE_SITE_NAME (Flex sets no WEBSITE_INSTANCE_ID), trusts no header."""
+    env = {k: v for k, v in azure_environment().items() if k != "WEBSITE_AUTH_ENABLED"}
+    settings = load_settings(RecordingEnv(env))
+    assert settings.running_in_azure and not settings.trusts_principal_headers
+    assert settings.identity_problem and "WEBSITE_AUTH_ENABLED" in settings.identity_problem
 
 
 def test_the_bicep_never_sets_what_decides_whether_principal_headers_are_trusted() -> None:
@@ -195,13 +196,10 @@ def test_the_named_exceptions_are_current(loaded: tuple[Settings, set[str]]) -> 
     _, looked_up = loaded
     bicep = set(app_settings())
     assert bicep & set(PLATFORM_INJECTED) == set(), "the platform sets these itself"
-    assert set(AWAITING_CODE) <= bicep, "an awaited setting the Bicep no longer sets: drop it"
-    assert set(AWAITING_CODE) & looked_up == set(), "the code reads it now: drop it from AWAITING_CODE"
     assert bicep & set(SAFE_DEFAULTS) == set(), "these must stay unset in Azure"
     assert set(SAFE_DEFAULTS) <= looked_up, "a safe default the code no longer reads: drop it"
     assert set(READ_BY_PLATFORM) <= bicep, "a platform setting the Bicep no longer sets: drop it"
     assert all(PLATFORM_INJECTED.values()) and all(SAFE_DEFAULTS.values()) and all(READ_BY_PLATFORM.values())
-    assert all(AWAITING_CODE.values())
 
 
 def test_the_function_app_gets_exactly_these_settings() -> None:
