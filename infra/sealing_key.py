@@ -82,90 +82,120 @@ def new_key() -> str:
     return base64.b64encode(secrets.token_bytes(32)).decode()
 
 
-def decide(az: Az, group: str, prefix: str, mode: str) -> Decision:
-    check_account(az)
-    exists = group_exists(az, group)
-    vault = find_vault(az, group, prefix) if exists else None
-    latest: str | None = None
-    if vault is not None:
-        secret = az.read_or_absent(
-            f"reading the metadata of secret {SECRET_NAME} in {vault['name']}",
-            "resource",
-            "show",
-            "--resource-group",
-            group,
-            "--namespace",
-            "Microsoft.KeyVault",
-            "--parent",
-            f"vaults/{vault['name']}",
-            "--resource-type",
-            "secrets",
-            "--name",
-            SECRET_NAME,
-        )
-        if secret is not None:
-            uri = str(secret.get("properties", {}).get("secretUriWithVersion", ""))
-            latest = uri.rsplit("/", 1)[-1]
-            if not _VERSION.fullmatch(latest):
-                raise AzureStateError(f"secret {SECRET_NAME} has no readable current version ({uri!r})")
+@dataclass(frozen=True)
+class KeyState:
+    """What Azure holds: the vault, the secret's latest version, the app's two references."""
 
-    app = find_app(az, group, prefix) if exists else None
-    settings = app_settings(az, group, str(app["name"])) if app is not None else None
-    current = parse_reference(CURRENT_SETTING, (settings or {}).get(CURRENT_SETTING, ""))
-    previous = parse_reference(PREVIOUS_SETTING, (settings or {}).get(PREVIOUS_SETTING, ""))
-    for ref in (current, previous):
-        if ref is not None and vault is not None and ref.vault.lower() != str(vault["name"]).lower():
+    vault: str | None
+    latest: str | None
+    current: Reference | None
+    previous: Reference | None
+
+
+_REPLACING_IS_WORSE = (
+    "instead of deploying: a new key would make every sealed source URL and password unreadable"
+)
+
+
+def latest_version(az: Az, group: str, vault: str) -> str | None:
+    """The secret's current version, from its metadata (no data-plane access); None when absent."""
+    secret = az.read_or_absent(
+        f"reading the metadata of secret {SECRET_NAME} in {vault}",
+        "resource",
+        "show",
+        "--resource-group",
+        group,
+        "--namespace",
+        "Microsoft.KeyVault",
+        "--parent",
+        f"vaults/{vault}",
+        "--resource-type",
+        "secrets",
+        "--name",
+        SECRET_NAME,
+    )
+    if secret is None:
+        return None
+    uri = str(secret.get("properties", {}).get("secretUriWithVersion", ""))
+    version = uri.rsplit("/", 1)[-1]
+    if not _VERSION.fullmatch(version):
+        raise AzureStateError(f"secret {SECRET_NAME} has no readable current version ({uri!r})")
+    return version
+
+
+def read_state(az: Az, group: str, prefix: str) -> KeyState:
+    check_account(az)
+    if not group_exists(az, group):
+        return KeyState(None, None, None, None)
+    vault = find_vault(az, group, prefix)
+    vault_name = str(vault["name"]) if vault is not None else None
+    latest = latest_version(az, group, vault_name) if vault_name is not None else None
+    app = find_app(az, group, prefix)
+    settings = (app_settings(az, group, str(app["name"])) if app is not None else None) or {}
+    state = KeyState(
+        vault_name,
+        latest,
+        parse_reference(CURRENT_SETTING, settings.get(CURRENT_SETTING, "")),
+        parse_reference(PREVIOUS_SETTING, settings.get(PREVIOUS_SETTING, "")),
+    )
+    check_references(state, group, prefix)
+    return state
+
+
+def check_references(state: KeyState, group: str, prefix: str) -> None:
+    """The app's references must name this vault's sealing key secret, and it must still exist."""
+    for ref in (state.current, state.previous):
+        if ref is None:
+            continue
+        if state.vault is None:
+            raise AzureStateError(
+                f"the app reads its sealing key from vault {ref.vault}, which is not in {group} "
+                f"(deleted?). Recover it (az keyvault recover) {_REPLACING_IS_WORSE}"
+            )
+        if ref.vault.lower() != state.vault.lower():
             raise AzureStateError(
                 f"the app reads its sealing key from vault {ref.vault}, but the vault of prefix "
-                f"{prefix!r} is {vault['name']}: check --name-prefix"
+                f"{prefix!r} is {state.vault}: check --name-prefix"
             )
-        if ref is not None and ref.secret != SECRET_NAME:
+        if ref.secret != SECRET_NAME:
             raise AzureStateError(
                 f"the app reads its sealing key from secret {ref.secret}, not {SECRET_NAME}"
             )
+    if state.latest is None and state.current is not None:
+        raise AzureStateError(
+            f"the app uses sealing key secret {SECRET_NAME} in {state.vault}, but it cannot be found. "
+            f"Recover it (az keyvault secret recover, or restore the vault) {_REPLACING_IS_WORSE}"
+        )
+    if state.previous is not None and not state.previous.version:
+        raise AzureStateError(f"{PREVIOUS_SETTING} does not name a secret version: refusing to guess")
 
-    if latest is None:
-        if current is not None and vault is None:
-            raise AzureStateError(
-                f"the app reads its sealing key from vault {current.vault}, which is not in {group} "
-                "(deleted?). "
-                "Recover it (az keyvault recover) instead of deploying: a new key would make every sealed "
-                "source URL and password unreadable"
-            )
-        if current is not None:
-            raise AzureStateError(
-                f"the app uses sealing key secret {SECRET_NAME} in {current.vault}, but it cannot be found. "
-                "Recover it (az keyvault secret recover, or restore the vault) instead of deploying: a new "
-                "key would make every sealed source URL and password unreadable"
-            )
+
+def decide(az: Az, group: str, prefix: str, mode: str) -> Decision:
+    state = read_state(az, group, prefix)
+    if state.latest is None:
         if mode != "keep":
             raise AzureStateError("there is no sealing key to rotate yet: deploy first")
         return Decision(
             new_key(), "", "", "no sealing key in the resource group yet: a new one will be stored"
         )
-
     # The version the app seals with: as pinned in its settings; the latest one for an app that
     # does not pin it yet (it used the latest one so far) or that is not deployed yet.
-    version = current.version if current is not None and current.version else latest
-    previous_version = previous.version if previous is not None and previous.version else ""
-    if previous is not None and not previous.version:
-        raise AzureStateError(f"{PREVIOUS_SETTING} does not name a secret version: refusing to guess")
-
+    version = (state.current.version if state.current else None) or state.latest
+    previous = (state.previous.version if state.previous else None) or ""
     if mode == "keep":
-        during = f"; rotation in progress, {previous_version} still readable" if previous_version else ""
-        return Decision("", version, previous_version, f"keeping sealing key version {version}{during}")
+        during = f"; rotation in progress, {previous} still readable" if previous else ""
+        return Decision("", version, previous, f"keeping sealing key version {version}{during}")
     if mode == "begin-rotation":
-        if previous_version:
+        if previous:
             raise AzureStateError(
-                f"a rotation is already in progress (previous key {previous_version}): "
-                "reseal and finish it first"
+                f"a rotation is already in progress (previous key {previous}): reseal and finish it first"
             )
         return Decision(
             new_key(), "", version, f"rotation begins: a new key becomes current, {version} stays readable"
         )
-    if not previous_version:
+    if not previous:
         raise AzureStateError("no rotation in progress: nothing to finish")
-    return Decision("", version, "", f"rotation ends: {previous_version} is no longer read, {version} stays")
+    return Decision("", version, "", f"rotation ends: {previous} is no longer read, {version} stays")
 
 
 def write_parameters(path: Path, decision: Decision) -> None:

@@ -217,7 +217,7 @@ def test_reseal_runs_the_app_command_with_both_keys_resolved_and_prints_neither(
     )
     seen = tmp_path / "env.json"
     python = tmp_path / "python"
-    python.write_text(f"#!/bin/sh\nenv > {seen}\necho \"ARGS=$*\" >> {seen}\necho resealed 3 values\n")
+    python.write_text(f'#!/bin/sh\nenv > {seen}\necho "ARGS=$*" >> {seen}\necho resealed 3 values\n')
     python.chmod(0o755)
     done = run(
         stubs, "rotate-sealing-key.sh", "reseal", "-s", SUBSCRIPTION, "-g", GROUP, REGISTRY_PYTHON=str(python)
