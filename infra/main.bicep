@@ -251,12 +251,13 @@ var appSettings = {
   REGISTRY_FILES_TABLE: 'registrationfiles'
   REGISTRY_CATALOG_TABLE: 'catalog'
   REGISTRY_CHANGES_TABLE: 'registrationchanges'
-  // Copy tuning: 8 MiB blocks, 8 in flight, 200 s slices under a 270 s lease (Service Bus locks for
-  // 5 minutes), registrations idle for 15 minutes are picked up again.
+  // Copy tuning: 8 MiB blocks, 8 in flight, 200 s slices under a 30 s lease renewed at every
+  // checkpoint (Service Bus locks for 30 s, renewed by the trigger), registrations idle for 15
+  // minutes are picked up again.
   REGISTRY_COPY_BLOCK_MIB: '8'
   REGISTRY_COPY_CONCURRENCY: '8'
   REGISTRY_COPY_TIME_BUDGET_SECONDS: '200'
-  REGISTRY_COPY_LEASE_SECONDS: '270'
+  REGISTRY_COPY_LEASE_SECONDS: '30'
   REGISTRY_STALE_AFTER_SECONDS: '900'
   // Per-owner quotas and request rate limits (registry/settings.py; the same values as its defaults
   // and local.settings.sample.json): 200 GiB a file, 1 TiB a model, 1000 files, 20 registrations
