@@ -46,6 +46,8 @@ def test_the_app_declares_exactly_the_registry_functions_with_their_triggers() -
         "get_model": ("httpTrigger", "v1.0/model/{name}/{version}/{owner}", ("GET",)),
         "get_model_index": ("httpTrigger", "v1.0/model/{name}/{version}/{owner}/index", ("GET",)),
         "get_model_file": ("httpTrigger", "v1.0/model/{name}/{version}/{owner}/files/{*path}", ("GET",)),
+        "get_manifest": ("httpTrigger", "v1.0/model/{name}/{version}/{owner}/manifest", ("GET",)),
+        "list_manifests": ("httpTrigger", "v1.0/model/{name}/{version}/{owner}/manifests", ("GET",)),
         "update_model": ("httpTrigger", "v1.0/model/{name}/{version}", ("PATCH",)),
         "delete_model": ("httpTrigger", "v1.0/model/{name}/{version}", ("DELETE",)),
         "clone_model": ("httpTrigger", "v1.0/model/clone/{name}/{version}", ("PUT",)),

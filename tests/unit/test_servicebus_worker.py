@@ -179,7 +179,7 @@ def test_a_copy_job_on_its_first_delivery_copies_every_file_and_finishes(deps: D
 
     record = deps.record(registration)
     assert record.state is State.FINISHED
-    assert record.message == "Registered 3 files"
+    assert record.message == "Registered 3 files (revision 1)"
     assert not record.lease_id
     assert all(f.state is FileState.FINISHED for f in deps.store.peek_files(record))
     assert deps.copier.blob(registration.blob_path("score.py")) == b"print('hi')\n"
