@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from registry.bootstrap import build
+from registry.ports import RegistrationStore
 from registry.sealing import Sealer
 from registry.services.dependencies import Dependencies
 from registry.services.limits import Admission
@@ -129,7 +130,7 @@ def deepdev_example_body() -> dict[str, Any]:
 def make_deps(
     settings: Settings | None = None,
     *,
-    store: FakeRegistrationStore | None = None,
+    store: RegistrationStore | None = None,
     queue: FakeJobQueue | None = None,
     blobs: FakeBlobCopier | None = None,
     now: FakeClock | None = None,
