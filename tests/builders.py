@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from registry.bootstrap import build
-from registry.ports import RegistrationStore
+from registry.ports import JobQueue, RegistrationStore
 from registry.sealing import Sealer
 from registry.services.dependencies import Dependencies
 from registry.services.limits import Admission
@@ -131,7 +131,7 @@ def make_deps(
     settings: Settings | None = None,
     *,
     store: RegistrationStore | None = None,
-    queue: FakeJobQueue | None = None,
+    queue: JobQueue | None = None,
     blobs: FakeBlobCopier | None = None,
     now: FakeClock | None = None,
     sealer: Sealer | None = None,
