@@ -32,7 +32,7 @@ def counted(azurite: Azurite) -> tuple[TableRegistrationStore, EntityCounter]:
     def add(i: int) -> None:
         match = i == CATALOG - 1
         name, languages = ("zz-match", ["en"]) if match else (f"m{i:03d}", ["PYTHON"])
-        store.publish(store.insert(registration("bob", name, finished=True, output_languages=languages)))
+        store.publish(registration("bob", name, finished=True, output_languages=languages))
         store.insert(registration("alice", name, output_languages=languages))
 
     with ThreadPoolExecutor(8) as pool:
