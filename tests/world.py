@@ -118,7 +118,7 @@ class World:
 
     def run_queue(self, limit: int = 50) -> list[Outcome]:
         """Process every job due (and every continuation), as the queue trigger would."""
-        outcomes = []
+        outcomes: list[Outcome] = []
         for _ in range(limit):
             jobs = self.queue.take_due()  # a delayed job (a replaced file's removal) waits
             if not jobs:

@@ -40,7 +40,7 @@ class FakeRegistrationStore:
         self.unavailable: set[str] = set()
         self.calls: list[str] = []
         # Run before a method's body (a test interleaves another actor here), then forgotten.
-        self.before: dict[str, Callable[[], None]] = {}
+        self.before: dict[str, Callable[[], object]] = {}
 
     def _new_etag(self) -> str:
         return f"W/\"datetime'{next(self._etags)}'\""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
+from typing import Any
 
 import pytest
 
@@ -286,8 +287,8 @@ def test_every_ending_goes_through_conclude(world: World, monkeypatch: pytest.Mo
     ended: list[State] = []
     real = lifecycle.conclude
 
-    def spy(*args: object, **kwargs: object) -> Registration | None:
-        result = real(*args, **kwargs)  # type: ignore[arg-type]
+    def spy(*args: Any, **kwargs: Any) -> Registration | None:
+        result = real(*args, **kwargs)
         if result is not None:
             ended.append(result.state)
         return result

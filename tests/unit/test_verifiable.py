@@ -85,13 +85,15 @@ def test_the_registration_is_finished_only_once_every_file_is_hashed(
     [job] = world.queue.take()
     phases: list[tuple[State, set[FileState]]] = []
 
-    def watch(path: str, offset: int, length: int, etag: str, real=world.copier.read_range) -> bytes:
+    real = world.copier.read_range
+
+    def watch(path: str, offset: int, length: int, etag: str) -> bytes:
         record = world.store.peek(ALICE.id, "codegen", "1.0")
         assert record is not None
         phases.append((record.state, {p.state for p in world.store.peek_files(record)}))
         return real(path, offset, length, etag)
 
-    world.copier.read_range = watch  # type: ignore[method-assign]
+    monkeypatch.setattr(world.copier, "read_range", watch)
     assert world.process(job) is Outcome.FINISHED
     assert phases and all(state is State.IN_PROGRESS for state, _ in phases)
     assert any(FileState.HASHING in files for _, files in phases)
@@ -158,10 +160,10 @@ def test_a_worker_killed_mid_hash_resumes_re_hashing_at_most_one_checkpoint(
             raise SimulatedCrash("the worker dies mid-hash")
         return real(path, offset, length, etag)
 
-    world.copier.read_range = dying  # type: ignore[method-assign]
+    monkeypatch.setattr(world.copier, "read_range", dying)
     with pytest.raises(SimulatedCrash):
         world.process(job)
-    world.copier.read_range = real  # type: ignore[method-assign]
+    monkeypatch.setattr(world.copier, "read_range", real)
     world.copier.read_range_calls.clear()
     world.now.advance(world.policy.lease_seconds + 1)
     assert world.process(job) is Outcome.FINISHED
