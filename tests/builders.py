@@ -8,6 +8,8 @@ from collections.abc import Callable
 from typing import Any
 
 from registry.bootstrap import build
+from registry.domain.model import Registration
+from registry.ports import JobQueue, RegistrationStore
 from registry.sealing import Sealer
 from registry.services.dependencies import Dependencies
 from registry.services.limits import Admission
@@ -129,8 +131,8 @@ def deepdev_example_body() -> dict[str, Any]:
 def make_deps(
     settings: Settings | None = None,
     *,
-    store: FakeRegistrationStore | None = None,
-    queue: FakeJobQueue | None = None,
+    store: RegistrationStore | None = None,
+    queue: JobQueue | None = None,
     blobs: FakeBlobCopier | None = None,
     now: FakeClock | None = None,
     sealer: Sealer | None = None,
@@ -149,3 +151,13 @@ def make_deps(
         now=now or FakeClock(),
         **({"monotonic": monotonic} if monotonic else {}),
     )
+
+
+def served_bytes(
+    store: FakeRegistrationStore, blobs: FakeBlobCopier, registration: Registration, target: str
+) -> bytes | None:
+    """The bytes the registry serves for a file: its verified generation's blob (None if none)."""
+    row = next((p for p in store.peek_files(registration) if p.target == target), None)
+    if row is None or not row.served:
+        return None
+    return blobs.blob(registration.blob_path(target, row.served_generation))

@@ -7,14 +7,26 @@ from datetime import datetime
 from registry.blueprints.api_models import (
     FileStatus,
     FileView,
+    ManifestEntry,
+    ManifestFileView,
+    ManifestList,
+    ManifestResponse,
     ModelListItem,
     ModelRef,
     ModelResponse,
     StatusResponse,
 )
 from registry.domain.listing import ModelSummary
-from registry.domain.model import FileProgress, Registration
-from registry.domain.vocabulary import ModelType
+from registry.domain.model import FileProgress, Manifest, Registration
+from registry.domain.vocabulary import FileState, ModelType
+
+PHASES = {
+    FileState.PENDING: "pending",
+    FileState.COPYING: "copying",
+    FileState.HASHING: "hashing",
+    FileState.FINISHED: "done",
+    FileState.FAILED: "failed",
+}
 
 
 def _model_type(value: str) -> ModelType | None:
@@ -60,7 +72,15 @@ def status(registration: Registration, files: list[FileProgress]) -> StatusRespo
         last_updated_timestamp=_timestamp(registration.updated_at),
         last_updated_time=_human(registration.updated_at),
         files=[
-            FileStatus(name=f.target, state=f.state.value, bytes_copied=f.bytes_copied, size=f.size)
+            FileStatus(
+                name=f.target,
+                state=f.state.value,
+                phase=PHASES[f.state],
+                bytes_copied=f.bytes_copied,
+                bytes_hashed=f.bytes_hashed,
+                size=f.size if f.size is not None else (f.served_size if f.served else None),
+                sha256=f.served_sha256 if f.state is FileState.FINISHED else None,
+            )
             for f in files
         ],
     )
@@ -82,10 +102,43 @@ def model(registration: Registration, files: list[FileProgress]) -> ModelRespons
         model_config=registration.document.get("model_config", {}),
         model_metainfo=registration.metainfo,
         files=[
-            FileView(name=p.target, size=p.size, content_md5=p.content_md5 or None, state=p.state.value)
+            FileView(
+                name=p.target,
+                size=p.served_size if p.served else p.size,
+                sha256=p.served_sha256 or None,
+                content_md5=p.content_md5 or None,
+                state=p.state.value,
+            )
             for p in files
         ],
         created_at=registration.created_at.isoformat(),
         updated_at=registration.updated_at.isoformat(),
         last_change=registration.last_change,
+    )
+
+
+def manifest(m: Manifest) -> ManifestResponse:
+    return ManifestResponse(
+        name=m.name,
+        version=m.version,
+        owner=m.owner,
+        revision=m.revision,
+        files=[ManifestFileView(path=f.path, size=f.size, sha256=f.sha256) for f in m.files],
+        parent=_parent(m.parent),
+        created_at=m.created_at.isoformat(),
+        finished_at=m.finished_at.isoformat(),
+        digest=m.digest,
+        key_id=m.key_id,
+        signature=m.signature,
+    )
+
+
+def manifest_list(manifests: list[Manifest]) -> ManifestList:
+    return ManifestList(
+        manifests=[
+            ManifestEntry(
+                revision=m.revision, digest=m.digest, finished_at=m.finished_at.isoformat(), by=m.by
+            )
+            for m in manifests
+        ]
     )

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import functools
 import json
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -21,163 +21,21 @@ from registry.blueprints import views
 from registry.domain.jobs import CopyJob
 from registry.domain.listing import ModelFilter
 from registry.domain.model import Registration
-from registry.domain.vocabulary import FileState, State
+from registry.domain.vocabulary import DataType, FileState, ModelType, State
 from registry.identity import Principal
-from registry.sealing import Sealer
 from registry.services import models as service
-from registry.services.copying import MIB, CopyPolicy, Outcome, process_job
-from registry.services.dependencies import Dependencies
+from registry.services.copying import MIB, Outcome
 from registry.services.registration import (
     Conflict,
+    Unavailable,
     job_for,
     new_registration,
-    register,
     request_context,
 )
-from registry.settings import Settings
 from registry.validation import InvalidRequest, parse_registration
-from tests.builders import TEST_SEALING_KEY, make_deps, make_settings, registration_body, source_url
-from tests.fakes import (
-    REGISTRY_CONTAINER_URL,
-    T0,
-    FakeBlobCopier,
-    FakeClock,
-    FakeJobQueue,
-    FakeRegistrationStore,
-    StageCall,
-)
-
-ALICE = Principal("alice-oid-0001", "alice@contoso.com")
-BOB = Principal("bob-oid-0002", "bob@contoso.com")
-CAROL = Principal("carol-oid-0003", "carol@contoso.com")
-BIG = "weights/model.bin"
-
-
-def payload(size: int, seed: int) -> bytes:
-    return random.Random(seed).randbytes(size)
-
-
-def default_files(seed: int = 0) -> dict[str, bytes]:
-    return {
-        "score.py": b"def init():\n    pass\n",
-        "env.yml": b"name: env\n",
-        "index.md": b"# Codegen\n\nA model that writes code.\n",
-        BIG: payload(2 * MIB + MIB // 3, seed=seed),  # three blocks, the last one short
-    }
-
-
-@dataclass
-class World:
-    store: FakeRegistrationStore = field(default_factory=FakeRegistrationStore)
-    queue: FakeJobQueue = field(default_factory=FakeJobQueue)
-    copier: FakeBlobCopier = field(default_factory=FakeBlobCopier)
-    sealer: Sealer = field(default_factory=lambda: Sealer(TEST_SEALING_KEY))
-    settings: Settings = field(default_factory=make_settings)
-    now: FakeClock = field(default_factory=FakeClock)
-    policy: CopyPolicy = field(
-        default_factory=lambda: CopyPolicy(
-            block_size=MIB, concurrency=2, time_budget_seconds=100, lease_seconds=60
-        )
-    )
-    # blob path -> the bytes a finished copy must hold there
-    expected: dict[str, bytes] = field(default_factory=dict)
-
-    @property
-    def deps(self) -> Dependencies:
-        return make_deps(
-            self.settings,
-            store=self.store,
-            queue=self.queue,
-            blobs=self.copier,
-            now=self.now,
-            sealer=self.sealer,
-        )
-
-    # -- registering and copying --
-
-    def source(self, caller: Principal, name: str, target: str, data: bytes) -> str:
-        url = source_url(f"{caller.id}/{name}/{target}")
-        self.copier.put_source(url, data)
-        return url
-
-    def register(
-        self,
-        name: str = "codegen",
-        version: str = "1.0",
-        *,
-        caller: Principal = ALICE,
-        private: bool = True,
-        files: dict[str, bytes] | None = None,
-        finish: bool = True,
-    ) -> Registration:
-        files = default_files() if files is None else files
-        body = registration_body()
-        body["model_config"]["private"] = private
-        body["model_files"] = {t: self.source(caller, name, t, d) for t, d in files.items()}
-        registration = register(self.deps, caller, name, version, body)
-        self.expected |= {registration.blob_path(t): d for t, d in files.items()}
-        if finish:
-            assert self.run_queue() == [Outcome.FINISHED]
-        return self.record(caller, name, version)
-
-    def process(self, job: CopyJob) -> Outcome:
-        return process_job(job, self.deps, policy=self.policy)
-
-    def run_queue(self, limit: int = 50) -> list[Outcome]:
-        """Process every job sent (and every continuation), as the queue trigger would."""
-        outcomes = []
-        for _ in range(limit):
-            jobs = self.queue.take()
-            if not jobs:
-                return outcomes
-            outcomes += [self.process(job) for job in jobs]
-        raise AssertionError("the queue never drained")
-
-    def record(self, caller: Principal, name: str = "codegen", version: str = "1.0") -> Registration:
-        found = self.store.peek(caller.id, name, version)
-        assert found is not None
-        return found
-
-    # -- the service, bound to this world --
-
-    def find(self, caller: Principal, owner: Principal = ALICE, name: str = "codegen") -> Registration:
-        return service.find_visible(self.deps, caller, name, "1.0", owner.id)
-
-    def index(self, caller: Principal, owner: Principal = ALICE) -> bytes | None:
-        return service.index_page(self.deps, self.find(caller, owner))
-
-    def file_url(self, caller: Principal, path: str, owner: Principal = ALICE) -> str:
-        return service.file_url(self.deps, self.find(caller, owner), path, timedelta(minutes=10))
-
-    def update(self, body: Any, *, caller: Principal = ALICE, name: str = "codegen") -> Registration:
-        return service.update_model(self.deps, caller, name, "1.0", body)
-
-    def delete(self, *, caller: Principal = ALICE, name: str = "codegen") -> None:
-        service.delete_model(self.deps, caller, name, "1.0")
-
-    def clone(self, body: Any, *, caller: Principal = BOB, version: str = "2.0") -> Registration:
-        return service.clone_model(self.deps, caller, "codegen", version, body)
-
-    def listing(self, caller: Principal, filters: ModelFilter | None = None, limit: int = 100) -> list[str]:
-        """Every page, following the tokens: each model as "name/version/owner"."""
-        seen: list[str] = []
-        token = None
-        for _ in range(10_000):
-            page = service.list_models(self.deps, caller, filters or ModelFilter(), limit, token)
-            seen += [f"{m.name}/{m.version}/{m.owner}" for m in page.models]
-            if page.continuation is None:
-                return seen
-            token = page.continuation
-        raise AssertionError("the listing never ended")
-
-    def read_url_data(self, url: str) -> bytes:
-        """What a reader gets from a read URL (the copier serves it as a source would be)."""
-        info = self.copier.source_info(url)
-        path = f"{url.split('?')[0][len(REGISTRY_CONTAINER_URL) + 1 :]}"
-        data = self.copier.blob(path)
-        assert data is not None
-        assert info.size == len(data)
-        return data
+from tests.builders import registration_body, source_url
+from tests.fakes import REGISTRY_CONTAINER_URL, T0, StageCall
+from tests.world import ALICE, BIG, BOB, CAROL, World, default_files, payload
 
 
 @pytest.fixture
@@ -283,7 +141,7 @@ def test_a_public_model_stays_visible_to_others_while_its_files_are_updated(worl
 def test_file_url_refuses_a_path_that_is_not_a_registered_file(world: World) -> None:
     world.register(private=False)
     for path in ("nope.txt", "weights", "../env.yml", ""):
-        assert not_visible(lambda path=path: world.file_url(BOB, path))
+        assert not_visible(functools.partial(world.file_url, BOB, path))
 
 
 def test_file_url_is_a_short_lived_read_url_of_that_blob(world: World) -> None:
@@ -385,7 +243,7 @@ def test_the_same_name_and_version_of_several_owners_are_listed_in_owner_order(w
 def _filter_world(world: World) -> dict[str, Registration]:
     models = {
         "plain": seed(world, BOB, "plain"),
-        "encoder": seed(world, BOB, "encoder", model_type="ENCODER"),
+        "encoder": seed(world, BOB, "encoder", model_type=ModelType.ENCODER),
         "trainable": seed(world, CAROL, "trainable", trainable=True),
         "nl-in": seed(world, BOB, "nl-in", input_types=("NATURAL_LANGUAGE",), languages=("english",)),
         "labels-out": seed(world, CAROL, "labels-out", output_types=("CLASS_LABEL",), languages=("csharp",)),
@@ -403,17 +261,17 @@ def _filter_world(world: World) -> dict[str, Registration]:
         (ModelFilter(version="2.0"), ["v2"]),
         (ModelFilter(owner=CAROL.id), ["trainable", "labels-out"]),
         (ModelFilter(owner=ALICE.id), ["own"]),
-        (ModelFilter(type="ENCODER"), ["encoder"]),
+        (ModelFilter(type=ModelType.ENCODER), ["encoder"]),
         (ModelFilter(trainable=True), ["trainable"]),
         (ModelFilter(trainable=False), ["plain", "encoder", "nl-in", "labels-out", "v2", "prefix", "own"]),
-        (ModelFilter(input_type="NATURAL_LANGUAGE"), ["nl-in"]),
-        (ModelFilter(output_type="CLASS_LABEL"), ["labels-out"]),
-        (ModelFilter(input_type="CLASS_LABEL"), []),
+        (ModelFilter(input_type=DataType.NATURAL_LANGUAGE), ["nl-in"]),
+        (ModelFilter(output_type=DataType.CLASS_LABEL), ["labels-out"]),
+        (ModelFilter(input_type=DataType.CLASS_LABEL), []),
         (ModelFilter(language="english"), ["nl-in"]),
         (ModelFilter(language="ENGLISH"), ["nl-in"]),  # languages compare without case
         (ModelFilter(language="rust"), ["own"]),
         (ModelFilter(language="csharp"), ["labels-out"]),  # its input's language
-        (ModelFilter(name="plain", version="1.0", owner=BOB.id, type="DECODER"), ["plain"]),
+        (ModelFilter(name="plain", version="1.0", owner=BOB.id, type=ModelType.DECODER), ["plain"]),
         (ModelFilter(name="plain", owner=CAROL.id), []),
     ],
 )
@@ -523,13 +381,17 @@ def test_models_inserted_between_pages_never_make_another_be_skipped_or_repeated
 def test_a_token_issued_for_other_filters_is_refused(world: World) -> None:
     for i in range(3):
         seed(world, BOB, f"m{i}")
-    page = service.list_models(world.deps, ALICE, ModelFilter(type="DECODER"), 1, None)
+    page = service.list_models(world.deps, ALICE, ModelFilter(type=ModelType.DECODER), 1, None)
     assert page.continuation
-    for other in (ModelFilter(), ModelFilter(type="ENCODER"), ModelFilter(type="DECODER", language="go")):
+    for other in (
+        ModelFilter(),
+        ModelFilter(type=ModelType.ENCODER),
+        ModelFilter(type=ModelType.DECODER, language="go"),
+    ):
         with pytest.raises(InvalidRequest) as raised:
             service.list_models(world.deps, ALICE, other, 1, page.continuation)
         assert field_names(raised) == {"continuation"}
-    service.list_models(world.deps, ALICE, ModelFilter(type="DECODER"), 1, page.continuation)
+    service.list_models(world.deps, ALICE, ModelFilter(type=ModelType.DECODER), 1, page.continuation)
 
 
 def _tampered(token: str) -> str:
@@ -563,7 +425,7 @@ def test_a_forged_token_is_refused(world: World, forge: Callable[[str], str]) ->
 def test_listing_while_storage_is_down_is_unavailable(world: World) -> None:
     seed(world, BOB, "m")
     world.store.unavailable.add("public_models")
-    with pytest.raises(service.Unavailable):
+    with pytest.raises(Unavailable):
         service.list_models(world.deps, ALICE, ModelFilter(), 10, None)
 
 
@@ -741,8 +603,8 @@ def test_replacing_a_file_recopies_it_while_the_previous_one_stays_served(world:
 
     stages_before = len(world.copier.stage_calls)
     assert world.run_queue() == [Outcome.FINISHED]
-    assert world.copier.blob(record.blob_path(BIG)) == new
-    assert world.copier.blob(record.blob_path("score.py")) == default_files()["score.py"]
+    assert world.served(record, BIG) == new
+    assert world.served(record, "score.py") == default_files()["score.py"]
     assert {c.url for c in world.copier.stage_calls[stages_before:]} == {url}  # only the new file
     assert world.record(ALICE).state is State.FINISHED
     assert world.record(ALICE).refresh_files == []
@@ -761,7 +623,7 @@ def test_adding_a_file_appends_it_and_copies_only_it(world: World) -> None:
     progress = world.store.peek_files(record)
     assert [(p.index, p.target) for p in progress][-1] == (len(registration.file_names), "tokenizer.json")
     assert all(p.state is FileState.FINISHED for p in progress)
-    assert world.copier.blob(record.blob_path("tokenizer.json")) == b'{"vocab": {}}'
+    assert world.served(record, "tokenizer.json") == b'{"vocab": {}}'
     assert world.read_url_data(world.file_url(ALICE, "tokenizer.json")) == b'{"vocab": {}}'
 
 
@@ -851,7 +713,7 @@ def test_delete_leaves_other_models_of_the_same_name_alone(world: World) -> None
     longer = world.register("codegen", "1.0.1")  # its blob prefix starts with the deleted one's
     world.delete()
     assert world.copier.blobs_under(other.blob_path(""))
-    assert world.copier.blob(longer.blob_path("score.py")) == default_files()["score.py"]
+    assert world.served(longer, "score.py") == default_files()["score.py"]
     assert world.store.peek(ALICE.id, "codegen", "1.0.1") is not None
     assert world.listing(BOB) == [key(other)]  # Alice's 1.0.1 is private
     assert world.listing(ALICE) == [key(other), key(longer)]
@@ -965,10 +827,10 @@ def test_clone_copies_the_inherited_files_byte_identically_from_the_registry(wor
 
     assert world.run_queue() == [Outcome.FINISHED]
     for target in ("score.py", "env.yml", "index.md", BIG):
-        assert world.copier.blob(record.blob_path(target)) == world.copier.blob(parent.blob_path(target))
-        assert world.copier.blob(record.blob_path(target)) == default_files(seed=4)[target]
-    assert world.copier.blob(record.blob_path("tokenizer.json")) == b'{"vocab": 1}'
-    assert world.copier.blob(record.blob_path("notes/extra.txt")) is None
+        assert world.served(record, target) == world.served(parent, target)
+        assert world.served(record, target) == default_files(seed=4)[target]
+    assert world.served(record, "tokenizer.json") == b'{"vocab": 1}'
+    assert world.served(record, "notes/extra.txt") is None
     sources = {c.url.split("?")[0] for c in world.copier.stage_calls[stages_before:]}
     assert sources == {
         *(
@@ -1095,7 +957,7 @@ def test_a_file_update_whose_record_write_fails_leaves_nothing_half_written(worl
     url = world.source(ALICE, "codegen", "v2/model.bin", payload(MIB, seed=3))
     world.store.unavailable.add("replace")
 
-    with pytest.raises(service.Unavailable):
+    with pytest.raises(Unavailable):
         world.update({"model_files": {BIG: url}})
 
     assert world.record(ALICE) == before
