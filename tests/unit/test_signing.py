@@ -7,6 +7,7 @@ import base64
 import hashlib
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -92,7 +93,8 @@ def test_the_statement_is_what_model_signing_writes_for_file_serialization() -> 
     names = [r["name"] for r in statement["predicate"]["resources"]]
     assert names == ["config.json", "weights/model.bin"]
     joined = b"".join(bytes.fromhex(r["digest"]) for r in statement["predicate"]["resources"])
-    assert statement["subject"] == [{"name": "demo", "digest": {"sha256": hashlib.sha256(joined).hexdigest()}}]
+    root = hashlib.sha256(joined).hexdigest()
+    assert statement["subject"] == [{"name": "demo", "digest": {"sha256": root}}]
 
 
 def test_resources_are_ordered_by_path_components_as_model_signing_orders_them() -> None:
@@ -189,7 +191,10 @@ def test_malformed_bundles_are_refused_with_a_reason(bundle: dict[str, Any]) -> 
 
 @pytest.mark.parametrize(
     "path",
-    ["", "/etc/passwd", "a/../b", "./a", "a//b", "a\\b", "model.sig", "registry-manifest.json", ".git/x", ".gitignore"],
+    [
+        *("", "/etc/passwd", "a/../b", "./a", "a//b", "a\\b", "x\ny"),
+        *("model.sig", "registry-manifest.json", ".git/x", ".gitignore"),
+    ],
 )
 def test_paths_a_downloaded_directory_cannot_hold_are_not_signed(path: str) -> None:
     assert path_problem(path)
@@ -263,7 +268,8 @@ def test_keys_whose_id_or_jwk_does_not_match_their_pem_are_not_trusted() -> None
 
 def test_the_key_id_is_model_signings_public_key_hint() -> None:
     signer = LocalKeySigner.generate()
-    assert signer.key_id == key_id_of(signer.public_key_pem()) == hashlib.sha256(signer.public_key_pem()).hexdigest()
+    pem = signer.public_key_pem()
+    assert signer.key_id == key_id_of(pem) == hashlib.sha256(pem).hexdigest()
 
 
 # --- Key Vault, faked at the SDK boundary ---------------------------------------------------------
@@ -291,8 +297,8 @@ class FakeSignResult:
 class FakeVault:
     """KeyClient.get_key and CryptographyClient.sign of one EC key, as the vault answers them."""
 
-    def __init__(self, curve: ec.EllipticCurve = ec.SECP256R1()) -> None:
-        self.private = ec.generate_private_key(curve)
+    def __init__(self, curve: ec.EllipticCurve | None = None) -> None:
+        self.private = ec.generate_private_key(curve or ec.SECP256R1())
         self.calls: list[tuple[str, Any]] = []
 
     def get_key(self, name: str, version: str | None = None, **kwargs: Any) -> FakeKeyVaultKey:
@@ -370,9 +376,8 @@ def test_a_local_signing_key_and_previous_public_keys_load_from_settings() -> No
 
 
 def test_the_sample_settings_hold_a_working_development_signing_key() -> None:
-    from pathlib import Path
-
-    values = json.loads((Path(__file__).resolve().parents[2] / "local.settings.sample.json").read_text())["Values"]
+    sample = Path(__file__).resolve().parents[2] / "local.settings.sample.json"
+    values = json.loads(sample.read_text())["Values"]
     signer = signer_from_settings(make_settings(REGISTRY_SIGNING_KEY=values["REGISTRY_SIGNING_KEY"]))
     bundle = sign_manifest(FILES, signer, subject="demo").bundle
     assert verify_manifest_signature(bundle, {signer.key_id: signer.public_key_pem()}).files
@@ -393,7 +398,7 @@ def test_without_a_signing_key_the_signer_cannot_be_built() -> None:
         ({"REGISTRY_SIGNING_PREVIOUS_PUBLIC_KEYS": "abc"}, "PEM"),
     ],
 )
-def test_malformed_signing_settings_are_refused_naming_the_setting(overrides: dict[str, str], message: str) -> None:
+def test_malformed_signing_settings_are_refused(overrides: dict[str, str], message: str) -> None:
     with pytest.raises(SettingsError, match=message):
         make_settings(**overrides)
 
