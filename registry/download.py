@@ -297,6 +297,7 @@ class FileDownloader:
             have = 0
         if have:
             sha256_of(part, hasher, self.progress)  # resume: the finished part is hashed, not fetched
+        part.touch()
         fetched = 0
         for attempt in range(RETRIES + 1):
             url, announced = self.link(entry.path)

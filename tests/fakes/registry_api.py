@@ -66,7 +66,8 @@ class FakeRegistryApi:
     served: Counter[str] = field(default_factory=Counter)  # bytes of each file served
     range_starts: list[tuple[str, int]] = field(default_factory=list)
     storage_headers: list[dict[str, str]] = field(default_factory=list)
-    stall_after: dict[str, int] = field(default_factory=dict)  # path -> stop after this many bytes
+    # path -> serve that many bytes, then hold the response until `release` is set and end it
+    stall_after: dict[str, int] = field(default_factory=dict)
     release: threading.Event = field(default_factory=threading.Event)
     url: str = ""
 
@@ -139,8 +140,10 @@ class FakeRegistryApi:
         while offset < len(data):
             stall = self.stall_after.get(file)
             if stall is not None and offset >= stall:
-                self.release.wait(60)  # hold the download here until the test lets go
-                self.stall_after.pop(file, None)
+                # Hold the download here until the test lets go, then end this response: the
+                # client it was for has been killed meanwhile.
+                self.release.wait(60)
+                return
             end = min(offset + STREAM_CHUNK, len(data))
             if stall is not None and offset < stall:
                 end = min(end, stall)
