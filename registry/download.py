@@ -43,6 +43,7 @@ from typing import Any, Protocol
 from urllib.parse import quote
 
 import requests
+import rfc8785
 
 from registry.signing import (
     IGNORED_PATHS,
@@ -205,6 +206,13 @@ class Entry:
     sha256: str
 
 
+def manifest_digest(manifest: Mapping[str, Any]) -> str:
+    """The registry's manifest digest: SHA-256 of the manifest's canonical JSON (RFC 8785) without
+    its digest, key id and signature (nor what a download adds to the copy it keeps)."""
+    body = {k: v for k, v in manifest.items() if k not in ("digest", "key_id", "signature", "public_key_pem")}
+    return "sha256:" + hashlib.sha256(rfc8785.dumps(body)).hexdigest()
+
+
 def checked_entries(
     manifest: Mapping[str, Any], signed: VerifiedManifest, *, expect: Mapping[str, Any] | None = None
 ) -> list[Entry]:
@@ -224,24 +232,19 @@ def checked_entries(
         raise SignatureInvalid(f"the manifest's sizes differ from what is signed: {', '.join(names)}")
     for key in ("name", "version", "owner", "revision"):
         if key not in signed.registry:
-            raise SignatureInvalid(f"the signature does not say which {key} it is for")
+            continue  # a bundle over the files alone: the files are still bound, not the model
         if key in manifest and manifest[key] != signed.registry[key]:
+            signed_value = signed.registry[key]
             raise SignatureInvalid(
-                f"the manifest's {key} {manifest[key]!r} is not the signed {signed.registry[key]!r}"
+                f"the manifest's {key} {manifest[key]!r} is not the signed {signed_value!r}"
             )
-        if (
-            expect
-            and key in expect
-            and expect[key] is not None
-            and str(expect[key]) != str(signed.registry[key])
-        ):
-            raise SignatureInvalid(
-                f"the signature is for {key} {signed.registry[key]!r}, not {expect[key]!r}"
-            )
-    if manifest.get("key_id") not in (None, signed.key_id):
+        wanted = (expect or {}).get(key)
+        if wanted is not None and str(wanted) != str(signed.registry[key]):
+            raise SignatureInvalid(f"the signature is for {key} {signed.registry[key]!r}, not {wanted!r}")
+    if manifest.get("key_id") not in (None, "", signed.key_id):
         raise SignatureInvalid("the manifest names another signing key than the one that signed it")
-    if manifest.get("digest") not in (None, signed.digest):
-        raise SignatureInvalid("the manifest's digest is not the digest of the signed statement")
+    if "digest" in manifest and manifest["digest"] != manifest_digest(manifest):
+        raise SignatureInvalid("the manifest's digest is not the digest of its content (RFC 8785)")
     return entries
 
 

@@ -8,7 +8,7 @@ from typing import Any, Protocol
 
 from registry.domain.jobs import Job
 from registry.domain.listing import ModelFilter, ModelSummary
-from registry.domain.model import FileProgress, Registration, SourceInfo
+from registry.domain.model import FileProgress, Manifest, ManifestFile, Registration, SourceInfo
 from registry.domain.vocabulary import State
 
 
@@ -78,7 +78,19 @@ class ChangeLog(Protocol):
         """The changes of this name and version, newest first (across registrations)."""
 
 
-class RegistrationStore(Registrations, FileRows, Catalog, ChangeLog, Protocol):
+class Manifests(Protocol):
+    """The signed manifests of a registration, one per revision of its files."""
+
+    def add_manifest(self, registration: Registration, manifest: Manifest) -> None:
+        """Record a revision; AlreadyExists if that revision is recorded already."""
+
+    def manifests(self, registration: Registration) -> list[Manifest]:
+        """Every revision, newest first."""
+
+    def forget_manifests(self, registration: Registration) -> None: ...
+
+
+class RegistrationStore(Registrations, FileRows, Catalog, ChangeLog, Manifests, Protocol):
     """Everything the registry keeps in Table Storage."""
 
 
@@ -107,6 +119,16 @@ class BlobCopier(Protocol):
 
     def commit(self, path: str, block_ids: list[str], content_md5: str) -> SourceInfo:
         """Put Block List; returns the committed blob's size and ETag."""
+
+
+class ModelSigner(Protocol):
+    """Signs a model's files in the OpenSSF model-signing format (a Sigstore bundle)."""
+
+    @property
+    def key_id(self) -> str: ...
+
+    def sign_files(self, files: Sequence[ManifestFile]) -> dict[str, Any]:
+        """The signature bundle over these (path, size, SHA-256) files."""
 
 
 class ModelFiles(Protocol):

@@ -60,6 +60,7 @@ from registry.validation import (
 log = logging.getLogger(__name__)
 
 DEFAULT_PAGE = 100
+DOWNLOAD_TTL = timedelta(minutes=10)  # how long a read link of a registered file is valid
 MAX_PAGE = 1000
 MAX_INDEX_BYTES = 1024 * 1024
 

@@ -13,6 +13,7 @@ verifies it and the published keys are looked up by that id.
 from __future__ import annotations
 
 import hashlib
+import threading
 from typing import Any, Protocol
 
 from cryptography.hazmat.primitives import hashes, serialization
@@ -113,16 +114,25 @@ class KeyVaultSigner:
         from azure.keyvault.keys import KeyVaultKeyIdentifier
 
         identifier = KeyVaultKeyIdentifier(key_uri)
-        self._key_uri = key_uri
+        self._name, self._version = identifier.name, identifier.version
+        self._keys = key_client
         self._crypto = crypto_client
-        jwk = key_client.get_key(identifier.name, identifier.version).key
-        if getattr(jwk, "crv", None) not in ("P-256", "P256") or not jwk.x or not jwk.y:
-            raise SigningKeyError(f"the Key Vault key {identifier.name} is not an EC P-256 key")
-        numbers = ec.EllipticCurvePublicNumbers(
-            int.from_bytes(jwk.x, "big"), int.from_bytes(jwk.y, "big"), ec.SECP256R1()
-        )
-        self._public_pem = public_pem(numbers.public_key())
-        self._key_id = hashlib.sha256(self._public_pem).hexdigest()
+        self._public: tuple[bytes, str] | None = None
+        self._lock = threading.Lock()
+
+    def _public_key(self) -> tuple[bytes, str]:
+        """The key's public part, read from the vault on first use (not at start-up)."""
+        with self._lock:
+            if self._public is None:
+                jwk = self._keys.get_key(self._name, self._version).key
+                if getattr(jwk, "crv", None) not in ("P-256", "P256") or not jwk.x or not jwk.y:
+                    raise SigningKeyError(f"the Key Vault key {self._name} is not an EC P-256 key")
+                numbers = ec.EllipticCurvePublicNumbers(
+                    int.from_bytes(jwk.x, "big"), int.from_bytes(jwk.y, "big"), ec.SECP256R1()
+                )
+                pem = public_pem(numbers.public_key())
+                self._public = (pem, hashlib.sha256(pem).hexdigest())
+            return self._public
 
     @classmethod
     def connect(cls, key_uri: str, credential: Any) -> KeyVaultSigner:
@@ -135,10 +145,10 @@ class KeyVaultSigner:
 
     @property
     def key_id(self) -> str:
-        return self._key_id
+        return self._public_key()[1]
 
     def public_key_pem(self) -> bytes:
-        return self._public_pem
+        return self._public_key()[0]
 
     def sign(self, data: bytes) -> bytes:
         from azure.keyvault.keys.crypto import SignatureAlgorithm

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, unquote
 
+import rfc8785
 from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.wrappers import Request, Response
 
@@ -38,18 +39,17 @@ def manifest_for(
         subject=name,
         registry={"name": name, "version": version, "owner": owner, "revision": revision},
     )
-    return {
+    body: dict[str, Any] = {
         "name": name,
         "version": version,
         "owner": owner,
         "revision": revision,
         "files": [{"path": d.path, "size": d.size, "sha256": d.sha256} for d in digests],
-        "created_at": "2026-01-01T00:00:00Z",
-        "finished_at": "2026-01-01T00:01:00Z",
-        "digest": signed.digest,
-        "key_id": signed.key_id,
-        "signature": signed.bundle,
+        "created_at": "2026-01-01T00:00:00+00:00",
+        "finished_at": "2026-01-01T00:01:00+00:00",
     }
+    digest = "sha256:" + hashlib.sha256(rfc8785.dumps(body)).hexdigest()
+    return {**body, "digest": digest, "key_id": signed.key_id, "signature": signed.bundle}
 
 
 @dataclass

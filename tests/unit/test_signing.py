@@ -31,7 +31,8 @@ from registry.signing import (
     verify_manifest_signature,
 )
 from registry.signing.bundle import pae
-from tests.builders import make_settings
+from registry.signing.model_signer import RegistryModelSigner, model_signer_from_settings
+from tests.builders import make_deps, make_settings
 
 FILES = [
     FileDigest("weights/model.bin", 3, hashlib.sha256(b"abc").hexdigest()),
@@ -50,7 +51,7 @@ def payload_of(bundle: dict[str, Any]) -> dict[str, Any]:
 
 
 def with_payload(bundle: dict[str, Any], document: dict[str, Any]) -> dict[str, Any]:
-    changed = json.loads(json.dumps(bundle))
+    changed: dict[str, Any] = json.loads(json.dumps(bundle))
     changed["dsseEnvelope"]["payload"] = base64.b64encode(json.dumps(document).encode()).decode()
     return changed
 
@@ -326,10 +327,11 @@ def test_the_key_vault_signer_signs_the_sha256_digest_with_es256_and_answers_der
 
     verified = verify_manifest_signature(signed.bundle, {signer.key_id: signer.public_key_pem()})
     assert verified.files == {f.path: f.sha256 for f in FILES}
-    assert vault.calls[0] == ("get_key", ("manifest-signing", "0123456789abcdef0123456789abcdef"))
-    kind, (algorithm, digest) = vault.calls[1]
+    calls = dict(vault.calls)
+    assert calls["get_key"] == ("manifest-signing", "0123456789abcdef0123456789abcdef")
+    algorithm, digest = calls["sign"]
     payload = base64.b64decode(signed.bundle["dsseEnvelope"]["payload"])
-    assert kind == "sign" and algorithm == "ES256"
+    assert algorithm == "ES256"
     assert digest == hashlib.sha256(pae("application/vnd.in-toto+json", payload)).digest()
     expected_pem = vault.private.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
@@ -338,10 +340,18 @@ def test_the_key_vault_signer_signs_the_sha256_digest_with_es256_and_answers_der
     assert signer.key_id == hashlib.sha256(expected_pem).hexdigest()
 
 
+def test_the_key_vault_signer_reads_the_key_on_first_use_not_when_built() -> None:
+    vault = FakeVault()
+    signer = KeyVaultSigner(KEY_URI, key_client=vault, crypto_client=vault)
+    assert vault.calls == []
+    assert signer.key_id == signer.key_id
+    assert [c[0] for c in vault.calls] == ["get_key"]
+
+
 def test_a_key_vault_key_that_is_not_p256_is_refused() -> None:
-    vault = FakeVault(ec.SECP384R1())
+    signer = KeyVaultSigner(KEY_URI, key_client=FakeVault(ec.SECP384R1()), crypto_client=FakeVault())
     with pytest.raises(SigningKeyError, match="P-256"):
-        KeyVaultSigner(KEY_URI, key_client=vault, crypto_client=vault)
+        _ = signer.key_id
 
 
 def test_a_malformed_signature_from_the_vault_is_refused() -> None:
@@ -422,3 +432,35 @@ def test_an_invalid_local_key_is_refused_when_the_signer_is_built() -> None:
     rsa_like = base64.b64encode(b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n").decode()
     with pytest.raises(SigningKeyError):
         signer_from_settings(make_settings(REGISTRY_SIGNING_KEY=rsa_like))
+
+
+# --- the registry's ModelSigner port ----------------------------------------------------------------
+
+
+def test_the_model_signer_signs_a_revisions_files_with_the_model_bound_and_publishes_its_keys() -> None:
+    old = LocalKeySigner.generate()
+    settings = make_settings(
+        REGISTRY_SIGNING_KEY=pem_setting(private_pem()),
+        REGISTRY_SIGNING_PREVIOUS_PUBLIC_KEYS=pem_setting(old.public_key_pem()),
+    )
+    model_signer = model_signer_from_settings(settings)
+    assert model_signer is not None
+
+    bundle = model_signer.sign_files(FILES, registry=REGISTRY)
+
+    published = public_keys_from_document(model_signer.published_keys())
+    assert list(published) == [model_signer.key_id, old.key_id]
+    verified = verify_manifest_signature(bundle, published)
+    assert verified.subject == "demo" and verified.registry == REGISTRY
+    assert verified.files == {f.path: f.sha256 for f in FILES}
+
+
+def test_without_signing_settings_nothing_signs() -> None:
+    assert model_signer_from_settings(make_settings()) is None
+
+
+def test_the_composition_root_wires_the_signer_from_the_settings() -> None:
+    settings = make_settings(REGISTRY_SIGNING_KEY=pem_setting(private_pem()))
+    deps = make_deps(settings)  # build() with fakes for the storage ports
+    assert isinstance(deps.signer, RegistryModelSigner)
+    assert deps.signer.key_id == LocalKeySigner(settings.signing_key_pem or b"").key_id
