@@ -63,12 +63,17 @@ class Catalog(Protocol):
     def unpublish(self, registration: Registration) -> None:
         """Take it off the public list (idempotent)."""
 
-    def own_models(self, owner: str, after: str, filters: ModelFilter) -> Iterator[ModelSummary]:
+    def own_models(
+        self, owner: str, after: str, filters: ModelFilter, *, page_size: int = 200
+    ) -> Iterator[ModelSummary]:
         """The owner's registrations (not tombstones) in key order after `after` (a sort_key
         without owner), filtered in the query whatever the filters."""
 
-    def public_models(self, after: str, filters: ModelFilter, exclude_owner: str) -> Iterator[ModelSummary]:
-        """Publicly listed models of other owners, in key order after `after` (a full sort_key)."""
+    def public_models(
+        self, after: str, filters: ModelFilter, exclude_owner: str, *, page_size: int = 200
+    ) -> Iterator[ModelSummary]:
+        """Publicly listed models of other owners, in key order after `after` (a full sort_key).
+        `page_size`: how many rows the caller expects to read (one request's worth)."""
 
 
 class ChangeLog(Protocol):

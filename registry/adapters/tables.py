@@ -257,14 +257,18 @@ class TableRegistrationStore:
         except NotFound:
             return None
 
-    def own_models(self, owner: str, after: str, filters: ModelFilter) -> Iterator[ModelSummary]:
+    def own_models(
+        self, owner: str, after: str, filters: ModelFilter, *, page_size: int = 200
+    ) -> Iterator[ModelSummary]:
         clauses, parameters = codec.filter_clauses(filters)
         low, high = codec.key_range(filters, after)
         clauses = ["PartitionKey eq @owner", "RowKey gt @low", "RowKey lt @high", "state ne @gone", *clauses]
         parameters |= {"owner": owner, "low": low, "high": high, "gone": State.DELETING.value}
-        yield from self._summaries(self._registrations, clauses, parameters)
+        yield from self._summaries(self._registrations, clauses, parameters, page_size)
 
-    def public_models(self, after: str, filters: ModelFilter, exclude_owner: str) -> Iterator[ModelSummary]:
+    def public_models(
+        self, after: str, filters: ModelFilter, exclude_owner: str, *, page_size: int = 200
+    ) -> Iterator[ModelSummary]:
         clauses, parameters = codec.filter_clauses(filters)
         low, high = codec.key_range(filters, after)
         clauses = [
@@ -278,17 +282,17 @@ class TableRegistrationStore:
         if filters.owner is not None:
             clauses.append("owner eq @owner")
             parameters["owner"] = filters.owner
-        yield from self._summaries(self._catalog, clauses, parameters)
+        yield from self._summaries(self._catalog, clauses, parameters, page_size)
 
     def _summaries(
-        self, table: TableClient, clauses: list[str], parameters: dict[str, Any]
+        self, table: TableClient, clauses: list[str], parameters: dict[str, Any], page_size: int
     ) -> Iterator[ModelSummary]:
         with storage_errors():
             entities = table.query_entities(
                 " and ".join(clauses),
                 parameters=parameters,
                 select=codec.SUMMARY_COLUMNS,
-                results_per_page=200,
+                results_per_page=min(max(page_size, 1), 1000),
             )
             for entity in entities:
                 yield codec.summary(entity)

@@ -12,7 +12,7 @@ from azure.core.pipeline import PipelineResponse
 from azure.data.tables import TableServiceClient
 
 from devhost.azurite import Azurite
-from registry.adapters.tables import TableRegistrationStore
+from registry.adapters.tables import TableNames, TableRegistrationStore
 from registry.ports import RegistrationStore
 from tests.conftest import unique
 from tests.fakes import FakeRegistrationStore
@@ -48,9 +48,10 @@ def table_store(
     """The Table adapter on fresh tables of the emulator."""
     options: dict[str, Any] = {"raw_response_hook": hook} if hook is not None else {}
     service = TableServiceClient.from_connection_string(azurite.connection_string(), **options)
-    store = TableRegistrationStore.create(
-        service, unique("registrations"), unique("files"), unique("catalog"), unique("changes")
+    names = TableNames(
+        unique("registrations"), unique("files"), unique("catalog"), unique("changes"), unique("manifests")
     )
+    store = TableRegistrationStore(names, service)
     store.ensure_tables()
     return store
 

@@ -188,13 +188,17 @@ class FakeRegistrationStore:
         for row_key in [k for k in self._catalog if key in (k, codec.indexed_key(k))]:
             del self._catalog[row_key]
 
-    def own_models(self, owner: str, after: str, filters: ModelFilter) -> Iterator[ModelSummary]:
+    def own_models(
+        self, owner: str, after: str, filters: ModelFilter, *, page_size: int = 200
+    ) -> Iterator[ModelSummary]:
         with self._lock:
             self._enter("own_models")
             rows = sorted((k, r) for (p, k), r in self._own_rows.items() if p == owner)
         yield from _query(rows, after, filters, lambda row: row["state"] != State.DELETING.value)
 
-    def public_models(self, after: str, filters: ModelFilter, exclude_owner: str) -> Iterator[ModelSummary]:
+    def public_models(
+        self, after: str, filters: ModelFilter, exclude_owner: str, *, page_size: int = 200
+    ) -> Iterator[ModelSummary]:
         with self._lock:
             self._enter("public_models")
             rows = sorted(self._catalog.items())

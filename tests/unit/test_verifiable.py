@@ -210,10 +210,11 @@ def test_a_replacement_is_served_once_verified_and_the_replaced_blob_is_removed(
     # The link handed out before keeps working until it expires; then the old blob goes.
     assert world.read_url_data(link) == default_files()[BIG]
     [retire] = world.queue.sent
-    assert retire.job.purpose == "retire" and retire.delay_seconds >= copying.RETIRE_AFTER.total_seconds()
-    world.queue.take()
+    assert retire.delay_seconds >= copying.RETIRE_AFTER.total_seconds()
+    [job] = world.queue.take()
+    assert job.purpose == "retire"
     world.now.advance(copying.RETIRE_AFTER.total_seconds())
-    assert world.process(retire.job) is Outcome.RETIRED
+    assert world.process(job) is Outcome.RETIRED
     assert world.copier.blob(old_path) is None
     assert world.served(world.record(ALICE), BIG) == new
 
