@@ -13,6 +13,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic.json_schema import SkipJsonSchema
 
 from registry.domain.events import EventType
+from registry.domain.model import DELETED
 from registry.domain.vocabulary import DataType, ModelType, State
 from registry.validation import Identifier
 
@@ -220,6 +221,10 @@ class ManifestList(BaseModel):
 
 
 _EVENT_KINDS = [t.short for t in EventType]
+_EVENT_STATES = [*_REGISTRATION_STATES, DELETED]
+EventState = Annotated[
+    str, Field(json_schema_extra={"enum": _EVENT_STATES}, description=" | ".join(_EVENT_STATES))
+]
 EventKind = Annotated[
     str, Field(json_schema_extra={"enum": _EVENT_KINDS}, description=" | ".join(_EVENT_KINDS))
 ]
@@ -243,7 +248,7 @@ class HistoryEntry(BaseModel):
     type: EventKind
     time: str
     by: str = Field(description="who made the change: the owner, or `registry` for the copy's outcome")
-    state: RegistrationState
+    state: EventState
     message: str
     changes: dict[str, Any] | SkipJsonSchema[None] = Optional(
         description="updated: each changed setting's from and to (metainfo: the keys changed)"
