@@ -6,10 +6,12 @@ import azure.functions as func
 
 from registry.blueprints import maintenance, models_api, registration_api, servicebus_jobs, storage_jobs
 from registry.settings import job_queue_kind
+from registry.web import views as web_catalog
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 app.register_functions(registration_api.bp)
 app.register_functions(models_api.bp)
 app.register_functions(maintenance.bp)
+app.register_functions(web_catalog.bp)
 # One job worker, on the queue the settings choose (the host indexes this at start-up).
 app.register_functions(servicebus_jobs.bp if job_queue_kind(os.environ) == "servicebus" else storage_jobs.bp)
