@@ -95,7 +95,7 @@ def _record_problem(problems: list[str]) -> Callable[[ConsoleMessage], None]:
 
 
 @pytest.fixture
-def visitor(browser: Browser, local_host: LocalHost) -> Iterator[Callable[..., Visitor]]:
+def visitor(browser: Browser, local_host: LocalHost) -> Iterator[Callable[..., Visitor]]:  # noqa: F811
     contexts: list[BrowserContext] = []
 
     def make(principal: str, *, bypass_csp: bool = False, act: bool = True) -> Visitor:

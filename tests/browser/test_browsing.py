@@ -32,7 +32,8 @@ class Seeded:
     def keys(self, caller: str, where: Callable[[Registration], bool] = lambda r: True) -> list[str]:
         """What the list should show `caller`, in the catalog's order (name, version, owner)."""
         chosen = [r for r in self.visible_to(caller) if where(r)]
-        return [f"{r.name}/{r.version}/{r.owner}" for r in sorted(chosen, key=lambda r: (r.name, r.version, r.owner))]
+        ordered = sorted(chosen, key=lambda r: (r.name, r.version, r.owner))
+        return [f"{r.name}/{r.version}/{r.owner}" for r in ordered]
 
 
 def _model(i: int) -> Registration:
@@ -123,7 +124,9 @@ def test_search_narrows_the_list_to_names_and_descriptions_that_match(
     check_page(page, "models-search")
 
 
-def test_filters_narrow_the_list_and_the_url_holds_them(seeded: Seeded, visitor: Callable[..., Visitor]) -> None:
+def test_filters_narrow_the_list_and_the_url_holds_them(
+    seeded: Seeded, visitor: Callable[..., Visitor]
+) -> None:
     alice = visitor("alice")
     page = alice.open("/api/catalog/models")
     page.get_by_label("Type", exact=True).select_option("ENCODER")
@@ -192,7 +195,9 @@ def test_another_owners_private_model_is_not_found_and_pages_pass_axe(
     assert page.get_by_test_id("model-state").inner_text() == "Finished"
 
 
-def test_the_act_as_picker_passes_axe(visitor: Callable[..., Visitor], check_page: Callable[[Page, str], None]) -> None:
+def test_the_act_as_picker_passes_axe(
+    visitor: Callable[..., Visitor], check_page: Callable[[Page, str], None]
+) -> None:
     nobody = visitor("nobody", act=False)
     nobody.open("/api/catalog/models", 401)
     check_page(nobody.page, "sign-in")

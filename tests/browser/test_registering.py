@@ -37,7 +37,8 @@ def _png(width: int, height: int) -> bytes:
 
     rows = b"".join(b"\x00" + b"\x80" * width for _ in range(height))
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+    pixels = chunk(b"IDAT", zlib.compress(rows))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + pixels + chunk(b"IEND", b"")
 
 
 DIAGRAM = _png(80, 20)
@@ -91,7 +92,8 @@ XSS_CORPUS = """# Nothing here runs
 
 <math><maction actiontype="statusline" xlink:href="javascript:window.__xss='math'">math</maction></math>
 
-<form action="javascript:window.__xss='form'"><button formaction="javascript:window.__xss='button'">go</button></form>
+<form action="javascript:window.__xss='form'">
+<button formaction="javascript:window.__xss='button'">go</button></form>
 
 <meta http-equiv="refresh" content="0;url=javascript:window.__xss='meta'">
 
@@ -118,7 +120,9 @@ DANGEROUS_DOM = """() => {
       const value = attr.value.replace(/[\\u0000-\\u0020]/g, '').toLowerCase();
       if (attr.name.startsWith('on')) found.push(tag + '[' + attr.name + ']');
       if (attr.name === 'style') found.push(tag + '[style]');
-      if (value.startsWith('javascript:') || value.startsWith('data:')) found.push(tag + '[' + attr.name + '=' + value + ']');
+      if (value.startsWith('javascript:') || value.startsWith('data:')) {
+        found.push(tag + '[' + attr.name + '=' + value + ']');
+      }
     }
   }
   return found;
