@@ -186,6 +186,7 @@ def test_a_registration_shows_live_progress_until_100_percent_and_finished(
     fill_registration(page, name, files, private=True)
     page.get_by_role("button", name="Register").click()
     page.wait_for_url(f"**/api/catalog/model/{name}/1.0/alice")
+    check_page(page, "registration-progress")  # whatever the copy has reached by now
 
     state = page.get_by_test_id("state")
     expect(state).to_have_text("Finished", timeout=90_000)
