@@ -29,7 +29,9 @@ from bench.report import REPORT_ONLY, Figure
 from bench.sources import OwnerContainer
 from devhost.azurite import Azurite
 from registry.blueprints import models_api
-from registry.bootstrap import Dependencies, build, dependencies
+from registry.blueprints.http import serve
+from registry.bootstrap import build, dependencies
+from registry.services.dependencies import Dependencies
 from registry.settings import current_settings, load_settings
 from registry.web import core as web_core
 from registry.web import views
@@ -107,6 +109,7 @@ def registry_settings(azurite: Azurite, size: str) -> dict[str, str]:
         "REGISTRY_CATALOG_TABLE": f"catalog{size}",
         "REGISTRY_CHANGES_TABLE": f"changes{size}",
         "REGISTRY_MODELS_CONTAINER": f"models{size}",
+        "REGISTRY_RATE_LIMITS": "off",
     }
     return app_settings(azurite.connection_string(), **WORKER_DISABLED, **tables)
 
@@ -150,13 +153,14 @@ def run(plan: CatalogPlan) -> list[Figure]:
             os.environ.update(large_env)
             current_settings.cache_clear()
             dependencies.cache_clear()
+            get_model = next(r for r in models_api.api.routes if r.operation_id == "get_model")
             route = {"name": "template", "version": "1.0", "owner": "template-owner"}
             page_req = request("http://127.0.0.1/api/catalog/model/template/1.0/template-owner", route)
             api_req = request("http://127.0.0.1/api/v1.0/model/template/1.0/template-owner", route)
             model = interleaved(
                 {
                     "page": on(large_cold, views.catalog_model, page_req),
-                    "json": lambda: models_api.get_model(api_req),
+                    "json": lambda: serve(api_req, get_model),
                 },
                 plan,
             )

@@ -32,9 +32,12 @@ from bench.copying import request_body
 from bench.processes import QUIET_HOST, WORKER_DISABLED, app_settings, running_azurite, running_host
 from bench.report import Figure
 from bench.sources import OwnerContainer
-from registry.bootstrap import Dependencies, build
+from registry.bootstrap import build
+from registry.domain.listing import sort_key
+from registry.domain.model import Registration
+from registry.domain.vocabulary import State
 from registry.identity import Principal
-from registry.records import Registration, State, sort_key
+from registry.services.dependencies import Dependencies
 from registry.services.registration import register
 from registry.settings import load_settings
 
@@ -92,16 +95,7 @@ def make_templates(deps: Dependencies, sources: OwnerContainer) -> Templates:
     body = request_body(urls)
     body["model_config"]["private"] = False
     owner = Principal("template-owner", "Template Owner")
-    registration: Registration = register(
-        body=body,
-        name="template",
-        version="1.0",
-        caller=owner,
-        store=deps.store,
-        queue=deps.queue,
-        sealer=deps.sealer,
-        settings=deps.settings,
-    )
+    registration: Registration = register(deps, owner, "template", "1.0", body)
     registration.state, registration.finished_once, registration.sealed = State.FINISHED, True, b""
     registration.message = "Finished"
     deps.store.replace(registration)

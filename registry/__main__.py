@@ -1,10 +1,11 @@
-"""Command-line tools of the registry: `python -m registry bulk MANIFEST [--wait]`."""
+"""Command-line tools of the registry: `python -m registry bulk MANIFEST [--wait]`, and
+`python -m registry reseal` (after a sealing-key rotation)."""
 
 import sys
 
-from registry import bulk
+from registry import bulk, reseal
 
-COMMANDS = {"bulk": bulk.main}
+COMMANDS = {"bulk": bulk.main, "reseal": reseal.main}
 
 if __name__ == "__main__":
     if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:

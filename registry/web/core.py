@@ -9,6 +9,7 @@ changes, this is the file to adapt. What leaves it is plain data of the catalog'
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -17,13 +18,16 @@ from typing import Any, cast
 
 import azure.functions as func
 
-from registry.blueprints.responses import caller as api_caller
-from registry.bootstrap import Dependencies, dependencies
+from registry.blueprints import views as api_views
+from registry.blueprints.http import caller_of
+from registry.bootstrap import dependencies
+from registry.domain.listing import ModelFilter, ModelSummary
+from registry.domain.vocabulary import DataType, ModelType
 from registry.identity import Principal
 from registry.ports import RegistrationStore
-from registry.records import DATA_TYPES, ModelFilter, ModelSummary
 from registry.services import models as service
-from registry.services.registration import Conflict, Unavailable
+from registry.services.dependencies import Dependencies
+from registry.services.registration import Conflict, TooLarge, TooMany, Unavailable
 from registry.services.registration import register as register_model
 from registry.settings import Settings
 from registry.validation import InvalidRequest, is_identifier
@@ -41,12 +45,16 @@ __all__ = [
     "Principal",
     "Row",
     "Settings",
+    "TooLarge",
+    "TooMany",
     "Unavailable",
     "core",
     "is_identifier",
+    "model_filter",
 ]
 
-MODEL_TYPES = ("ENCODER", "DECODER", "SEQ2SEQ")
+MODEL_TYPES = tuple(t.value for t in ModelType)
+DATA_TYPES = tuple(t.value for t in DataType)
 DOWNLOAD_TTL = timedelta(minutes=10)
 NotVisible = service.NotVisible
 # Dev mode only: the principal the "act as" picker chose (see Core.caller).
@@ -100,9 +108,19 @@ def _row(summary: ModelSummary) -> Row:
 
 
 def _plain(view: Any) -> dict[str, Any]:
-    """An API body as a dict, whether the service returns a dict or a pydantic model."""
+    """An API response body as the API sends it (a dict, from its pydantic response model)."""
     dump = getattr(view, "model_dump", None)
-    return cast(dict[str, Any], dump(mode="json") if dump else view)
+    return cast(dict[str, Any], dump(mode="json", by_alias=True) if dump else view)
+
+
+def model_filter(**given: Any) -> ModelFilter:
+    """The service's list filters (ModelFilter's fields); the catalog has checked each type
+    against MODEL_TYPES or DATA_TYPES."""
+    values: dict[str, Any] = dict(given)
+    for key, kind in (("type", ModelType), ("input_type", DataType), ("output_type", DataType)):
+        if values.get(key):
+            values[key] = kind(values[key])
+    return ModelFilter(**values)
 
 
 class _CachedListingStore:
@@ -135,7 +153,8 @@ class Core:
     def __init__(self, deps: Dependencies, cache: PublicListingCache[ModelSummary]) -> None:
         self._deps = deps
         self.cache = cache
-        self._listing_store = cast(RegistrationStore, _CachedListingStore(deps.store, cache))
+        listing_store = cast(RegistrationStore, _CachedListingStore(deps.store, cache))
+        self._listing_deps = dataclasses.replace(deps, store=listing_store)
 
     @property
     def settings(self) -> Settings:
@@ -149,84 +168,55 @@ class Core:
         In dev mode only (which the settings refuse in Azure), the "act as" cookie names the
         principal when no principal header does: a browser cannot send those headers itself.
         """
-        principal = api_caller(req, self.settings)
+        principal = caller_of(req, self._deps)
         if principal is None and self.settings.dev_mode:
             chosen = cookies.get(DEV_PRINCIPAL_COOKIE, "")
             if is_identifier(chosen):
                 principal = Principal(chosen, chosen)
         return principal
 
+    def retry_after(self, caller: Principal) -> int | None:
+        """Seconds to wait if the caller is over the API's rate limit (the same admission)."""
+        return self._deps.admission.retry_after(caller.id)
+
     # -- reading --
 
     def list_page(
         self, caller: Principal, filters: ModelFilter, limit: int, continuation: str | None
     ) -> ModelPage:
-        page = service.list_models(self._listing_store, caller, filters, limit, continuation)
+        page = service.list_models(self._listing_deps, caller, filters, limit, continuation)
         return ModelPage([_row(s) for s in page.models], page.continuation)
 
     def model(self, caller: Principal, name: str, version: str, owner: str) -> dict[str, Any]:
         """The API's GET body of a model the caller may see; NotVisible otherwise."""
-        registration = service.find_visible(self._deps.store, caller, name, version, owner)
-        return _plain(service.model_view(registration, service.files_of(self._deps.store, registration)))
+        registration = service.find_visible(self._deps, caller, name, version, owner)
+        return _plain(api_views.model(registration, service.files_of(self._deps, registration)))
 
     def status(self, caller: Principal, name: str, version: str) -> dict[str, Any]:
         """The caller's own registration: state, message and per-file progress."""
-        registration = service.find_own(self._deps.store, caller, name, version)
-        return {
-            "name": registration.name,
-            "version": registration.version,
-            "owner": registration.owner,
-            "state": registration.state.value,
-            "message": registration.message,
-            "updated_at": registration.updated_at.isoformat(),
-            "files": [
-                {"name": f.target, "state": f.state.value, "bytes_copied": f.bytes_copied, "size": f.size}
-                for f in service.files_of(self._deps.store, registration)
-            ],
-        }
+        registration = service.find_own(self._deps, caller, name, version)
+        return _plain(api_views.status(registration, service.files_of(self._deps, registration)))
 
     def index_page(self, caller: Principal, name: str, version: str, owner: str) -> bytes | None:
-        registration = service.find_visible(self._deps.store, caller, name, version, owner)
-        return service.index_page(self._deps.copier, registration)
+        registration = service.find_visible(self._deps, caller, name, version, owner)
+        return service.index_page(self._deps, registration)
 
     def file_url(self, caller: Principal, name: str, version: str, owner: str, path: str) -> str:
-        registration = service.find_visible(self._deps.store, caller, name, version, owner)
-        return service.file_url(self._deps.copier, registration, path, DOWNLOAD_TTL)
+        registration = service.find_visible(self._deps, caller, name, version, owner)
+        return service.file_url(self._deps, registration, path, DOWNLOAD_TTL)
 
     # -- changing (each clears this instance's listing cache: its own changes show at once) --
 
     def update(self, caller: Principal, name: str, version: str, body: dict[str, Any]) -> None:
-        d = self._deps
-        service.update_model(
-            body=body,
-            name=name,
-            version=version,
-            caller=caller,
-            store=d.store,
-            queue=d.queue,
-            sealer=d.sealer,
-            settings=d.settings,
-        )
+        service.update_model(self._deps, caller, name, version, body)
         self.cache.clear()
 
     def delete(self, caller: Principal, name: str, version: str) -> None:
-        service.delete_model(
-            name=name, version=version, caller=caller, store=self._deps.store, files=self._deps.copier
-        )
+        service.delete_model(self._deps, caller, name, version)
         self.cache.clear()
 
     def register(self, caller: Principal, name: str, version: str, body: Any) -> None:
-        d = self._deps
-        register_model(
-            body=body,
-            name=name,
-            version=version,
-            caller=caller,
-            store=d.store,
-            queue=d.queue,
-            sealer=d.sealer,
-            settings=d.settings,
-        )
+        register_model(self._deps, caller, name, version, body)
         self.cache.clear()
 
 

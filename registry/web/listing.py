@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from urllib.parse import urlencode
 
-from registry.web.core import DATA_TYPES, MODEL_TYPES, ModelFilter, ModelPage, Row
+from registry.web.core import DATA_TYPES, MODEL_TYPES, ModelFilter, ModelPage, Row, model_filter
 
 PAGE_SIZE = 20
 SEARCH_STEP = 200  # rows asked of the service at a time while searching
@@ -44,7 +44,7 @@ class Query:
     @classmethod
     def parse(cls, params: Mapping[str, str]) -> Query:
         def text(key: str) -> str:
-            return (params.get(key) or "").strip()[:200]
+            return (params.get(key) or "").strip()[: 4096 if key == "page" else 200]
 
         query = cls(
             q=text("q"),
@@ -72,7 +72,7 @@ class Query:
 
     @property
     def filters(self) -> ModelFilter:
-        return ModelFilter(
+        return model_filter(
             owner=self.owner or None,
             type=self.type or None,
             trainable=None if not self.trainable else self.trainable == "true",

@@ -30,12 +30,14 @@ from registry.web.core import (
     Conflict,
     Core,
     InvalidRequest,
-    ModelFilter,
     NotVisible,
     Principal,
+    TooLarge,
+    TooMany,
     Unavailable,
     core,
     is_identifier,
+    model_filter,
 )
 from registry.web.forms import RegisterForm
 from registry.web.rendering import file_route, render_index
@@ -186,7 +188,8 @@ Handler = Callable[[Context], func.HttpResponse]
 
 
 def serve(req: func.HttpRequest, handler: Handler, *, anonymous: bool = False) -> func.HttpResponse:
-    """Session, caller and CSRF check first; then the handler, with the core's errors as pages."""
+    """Session, caller, rate limit and CSRF checks first; then the handler, with the core's
+    errors as pages."""
     the_core = core()
     cookies = security.cookies_of(req.headers)
     session = cookies.get(security.SESSION_COOKIE, "")
@@ -195,32 +198,37 @@ def serve(req: func.HttpRequest, handler: Handler, *, anonymous: bool = False) -
         session = security.new_session()
     caller = the_core.caller(req, cookies)
     key = security.csrf_key(the_core.settings.sealing_key)
-    ctx = Context(
-        the_core, req, caller, session, fresh, security.csrf_token(key, session, caller.id if caller else "")
-    )
+    token = security.csrf_token(key, session, caller.id if caller else "")
+    ctx = Context(the_core, req, caller, session, fresh, token)
+    refused = _refusal(ctx, cookies, key, anonymous=anonymous)
+    return refused if refused is not None else _run(ctx, handler)
+
+
+def _refusal(
+    ctx: Context, cookies: dict[str, str], key: bytes, *, anonymous: bool
+) -> func.HttpResponse | None:
+    req, caller = ctx.req, ctx.caller
     if caller is None and not anonymous:
-        return problem(
-            ctx,
-            401,
-            "Sign in",
-            "The catalog shows models to a signed-in caller.",
-            login=None
-            if ctx.dev_mode
-            else f"/.auth/login/aad?post_login_redirect_uri={quote(urlsplit(req.url).path)}",
-        )
+        login = f"/.auth/login/aad?post_login_redirect_uri={quote(urlsplit(req.url).path)}"
+        detail = "The catalog shows models to a signed-in caller."
+        return problem(ctx, 401, "Sign in", detail, login=None if ctx.dev_mode else login)
+    wait = ctx.core.retry_after(caller) if caller is not None else None
+    if wait is not None:  # the API's rate limit holds for the catalog too
+        response = problem(ctx, 429, "Too many requests", f"Slow down: try again in {wait} seconds.")
+        response.headers["Retry-After"] = str(wait)
+        return response
     if req.method == "POST":
         form, _ = ctx.form()
-        token = form.get(security.CSRF_FIELD) or req.headers.get(security.CSRF_HEADER) or ""
-        principal_id = caller.id if caller else ""
-        if security.cross_site(req.headers, req.url) or not security.csrf_valid(
-            key, cookies.get(security.SESSION_COOKIE, ""), principal_id, token
-        ):
-            return problem(
-                ctx,
-                403,
-                "Refused",
-                "This form has expired or did not come from this catalog. Reload the page and try again.",
-            )
+        sent = form.get(security.CSRF_FIELD) or req.headers.get(security.CSRF_HEADER) or ""
+        session = cookies.get(security.SESSION_COOKIE, "")
+        valid = security.csrf_valid(key, session, caller.id if caller else "", sent)
+        if security.cross_site(req.headers, req.url) or not valid:
+            detail = "This form has expired or did not come from this catalog. Reload the page and try again."
+            return problem(ctx, 403, "Refused", detail)
+    return None
+
+
+def _run(ctx: Context, handler: Handler) -> func.HttpResponse:
     try:
         return handler(ctx)
     except NotVisible:
@@ -231,8 +239,12 @@ def serve(req: func.HttpRequest, handler: Handler, *, anonymous: bool = False) -
         return problem(ctx, 400, "Invalid page link", str(bad))
     except Conflict as conflict:
         return problem(ctx, 409, "Conflict", str(conflict))
+    except TooLarge as refused:
+        return problem(ctx, 413, "Too large", str(refused))
+    except TooMany as refused:
+        return problem(ctx, 429, "Too many requests", str(refused))
     except Unavailable as unavailable:
-        log.warning("catalog %s not served: %s", urlsplit(req.url).path, unavailable)
+        log.warning("catalog %s not served: %s", urlsplit(ctx.req.url).path, unavailable)
         return problem(ctx, 503, "Try again shortly", "The registry's storage is unavailable right now.")
 
 
@@ -248,7 +260,7 @@ def _models(ctx: Context) -> func.HttpResponse:
     if query.errors:
         return render(ctx, "models.html", 400, query=query, result=None)
 
-    def fetch(filters: ModelFilter, limit: int, continuation: str | None) -> Any:
+    def fetch(filters: Any, limit: int, continuation: str | None) -> Any:
         return ctx.core.list_page(ctx.me, filters, limit, continuation)
 
     result = listing.browse(fetch, query)
@@ -267,7 +279,7 @@ def catalog_models(req: func.HttpRequest) -> func.HttpResponse:
 
 def _clones(ctx: Context, name: str, version: str, owner: str) -> list[Any]:
     """Clones the caller may see: a clone keeps its parent's name, so one key range holds them."""
-    page = ctx.core.list_page(ctx.me, ModelFilter(name=name), listing.SEARCH_STEP, None)
+    page = ctx.core.list_page(ctx.me, model_filter(name=name), listing.SEARCH_STEP, None)
     parent = {"name": name, "version": version, "owner": owner}
     return [row for row in page.rows if row.parent == parent]
 
@@ -336,7 +348,7 @@ def catalog_model_file(req: func.HttpRequest) -> func.HttpResponse:
 
 def _registrations(ctx: Context) -> func.HttpResponse:
     token = ctx.req.params.get("page") or None
-    page = ctx.core.list_page(ctx.me, ModelFilter(owner=ctx.me.id), OWN_PAGE, token)
+    page = ctx.core.list_page(ctx.me, model_filter(owner=ctx.me.id), OWN_PAGE, token)
     details = {
         row.key: ctx.core.status(ctx.me, row.name, row.version)
         for row in page.rows

@@ -19,6 +19,13 @@ from tests.conftest import Sources
 from tests.e2e.conftest import LocalHost
 from tests.e2e.helpers import MIB, body, register
 
+
+@pytest.fixture(scope="module")
+def host_env(host_env: dict[str, str]) -> dict[str, str]:
+    """No per-caller rate limit: a test clicks through pages faster than people do."""
+    return host_env | {"REGISTRY_RATE_LIMITS": "off"}
+
+
 INDEX = b"""# A sample model
 
 It **reverses** text. ![diagram](diagram.png)

@@ -5,11 +5,10 @@ from __future__ import annotations
 import pytest
 
 from registry.identity import Principal
-from registry.sealing import Sealer
 from registry.services.registration import register
 from registry.validation import InvalidRequest
 from registry.web.forms import RegisterForm
-from tests.fakes import TEST_SEALING_KEY, FakeJobQueue, FakeRegistrationStore, make_settings, source_url
+from tests.builders import make_deps, source_url
 
 FORM = {
     "name": "m",
@@ -63,14 +62,7 @@ def test_the_form_becomes_the_put_body_with_empty_fields_left_out() -> None:
 def register_errors(form: RegisterForm) -> list[tuple[str, str]]:
     with pytest.raises(InvalidRequest) as raised:
         register(
-            body=form.body(),
-            name=form.values["name"],
-            version=form.values["version"],
-            caller=Principal("alice", "alice"),
-            store=FakeRegistrationStore(),
-            queue=FakeJobQueue(),
-            sealer=Sealer(TEST_SEALING_KEY),
-            settings=make_settings(),
+            make_deps(), Principal("alice", "alice"), form.values["name"], form.values["version"], form.body()
         )
     return [(e.field, e.rule) for e in raised.value.errors]
 

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
+from registry.domain.vocabulary import ModelType
 from registry.web import listing
 from registry.web.core import Core, ModelFilter, ModelPage, Principal
 from tests.unit.web_fixtures import fake_core, model, seed
@@ -104,7 +105,7 @@ def test_sorting_by_update_says_when_it_looked_at_part_of_the_list(
 
 def test_filters_go_to_the_service_and_bad_values_are_named() -> None:
     query = listing.Query.parse({"type": "ENCODER", "trainable": "true", "language": "py", "owner": "o"})
-    assert query.filters == ModelFilter(owner="o", type="ENCODER", trainable=True, language="py")
+    assert query.filters == ModelFilter(owner="o", type=ModelType.ENCODER, trainable=True, language="py")
     bad = listing.Query.parse({"type": "CNN", "sort": "random", "input_type": "IMAGE"})
     assert set(bad.errors) == {"type", "sort", "input_type"}
 

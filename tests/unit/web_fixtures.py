@@ -10,30 +10,16 @@ from urllib.parse import urlencode
 
 import azure.functions as func
 
-from registry.bootstrap import Dependencies
-from registry.records import Registration
-from registry.sealing import Sealer
+from registry.domain.model import Registration
 from registry.web.cache import PublicListingCache
 from registry.web.core import Core
+from tests.builders import make_deps, make_settings
 from tests.e2e.helpers import record
-from tests.fakes import (
-    T0,
-    TEST_SEALING_KEY,
-    FakeBlobCopier,
-    FakeJobQueue,
-    FakeRegistrationStore,
-    make_settings,
-)
+from tests.fakes import T0
 
 
 def fake_core(*, dev_mode: bool = True, ttl: float = 10, **settings: str) -> Core:
-    deps = Dependencies(
-        settings=make_settings(REGISTRY_DEV_MODE="true" if dev_mode else "false", **settings),
-        store=FakeRegistrationStore(),  # type: ignore[arg-type]
-        queue=FakeJobQueue(),  # type: ignore[arg-type]
-        copier=FakeBlobCopier(),  # type: ignore[arg-type]
-        sealer=Sealer(TEST_SEALING_KEY),
-    )
+    deps = make_deps(make_settings(REGISTRY_DEV_MODE="true" if dev_mode else "false", **settings))
     return Core(deps, PublicListingCache(ttl_seconds=ttl))
 
 
