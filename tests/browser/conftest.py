@@ -39,8 +39,10 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
+    """Package-scoped: sync Playwright runs an event loop in this thread while it is started,
+    which later tests (that call asyncio.run) must not find still running."""
     if not CHROMIUM.exists():
         pytest.fail(f"no Chromium at {CHROMIUM}: `make browser` installs Debian's chromium (make test does)")
     with sync_playwright() as playwright:
