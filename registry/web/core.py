@@ -201,9 +201,11 @@ class Core:
         registration = service.find_visible(self._deps, caller, name, version, owner)
         return service.index_page(self._deps, registration)
 
-    def file_url(self, caller: Principal, name: str, version: str, owner: str, path: str) -> str:
+    def file_url(self, caller: Principal, name: str, version: str, owner: str, path: str) -> tuple[str, str]:
+        """A short-lived read-only URL of one file of the model, and the SHA-256 of its bytes."""
         registration = service.find_visible(self._deps, caller, name, version, owner)
-        return service.file_url(self._deps, registration, path, DOWNLOAD_TTL)
+        link = service.file_url(self._deps, registration, path, DOWNLOAD_TTL)
+        return link.url, link.sha256
 
     # -- changing (each clears this instance's listing cache: its own changes show at once) --
 

@@ -7,6 +7,7 @@ first. Routes are under `catalog/`, so with the host's `api` prefix the catalog 
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import logging
@@ -333,9 +334,12 @@ def catalog_model(req: func.HttpRequest) -> func.HttpResponse:
 
 def _file(ctx: Context) -> func.HttpResponse:
     name, version, owner = _route(ctx, "name", "version", "owner")
-    url = ctx.core.file_url(ctx.me, name, version, owner, ctx.req.route_params.get("path", ""))
+    url, sha256 = ctx.core.file_url(ctx.me, name, version, owner, ctx.req.route_params.get("path", ""))
     # The SAS is the caller's to use: in Location only, never in a page or a log.
-    return func.HttpResponse(status_code=302, headers=_headers(ctx, ctx.dev_mode) | {"Location": url})
+    headers = _headers(ctx, ctx.dev_mode) | {"Location": url}
+    if sha256:  # as the API's redirect says it (RFC 9530)
+        headers["Repr-Digest"] = f"sha-256=:{base64.b64encode(bytes.fromhex(sha256)).decode()}:"
+    return func.HttpResponse(status_code=302, headers=headers)
 
 
 @bp.route(route="catalog/model/{name}/{version}/{owner}/files/{*path}", methods=["GET"])

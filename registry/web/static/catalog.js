@@ -37,8 +37,9 @@
       var value = typeof file.size === "number" && file.size > 0 ? percent(file.bytes_copied, file.size)
         : (file.state === "Finished" ? 100 : null);
       setBar(row.querySelector("progress"), value);
-      row.querySelector("[data-role=file-text]").textContent =
-        formatSize(file.bytes_copied) + " of " + formatSize(file.size) + " · " + file.state;
+      var text = formatSize(file.bytes_copied) + " of " + formatSize(file.size) + " · " + file.state;
+      if (file.phase === "hashing") text += " · hashing, " + formatSize(file.bytes_hashed || 0) + " read";
+      row.querySelector("[data-role=file-text]").textContent = text;
     });
     var whole = known && total > 0 ? percent(copied, total) : (known && status.state === "Finished" ? 100 : null);
     setBar(section.querySelector("[data-role=total]"), whole);
