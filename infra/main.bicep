@@ -159,6 +159,7 @@ module storage 'modules/storage.bicep' = {
       'registrationfiles'
       'catalog'
       'registrationchanges'
+      'manifests'
     ]
     queueNames: [
       storageJobQueue
@@ -251,6 +252,7 @@ var appSettings = {
   REGISTRY_FILES_TABLE: 'registrationfiles'
   REGISTRY_CATALOG_TABLE: 'catalog'
   REGISTRY_CHANGES_TABLE: 'registrationchanges'
+  REGISTRY_MANIFESTS_TABLE: 'manifests'
   // Copy tuning: 8 MiB blocks, 8 in flight, 200 s slices under a 30 s lease renewed at every
   // checkpoint (Service Bus locks for 30 s, renewed by the trigger), registrations idle for 15
   // minutes are picked up again.

@@ -63,6 +63,7 @@ class Settings:
     files_table: str
     catalog_table: str
     changes_table: str
+    manifests_table: str
     job_queue_kind: str
     service_bus_connection_string: str | None
     service_bus_namespace: str | None
@@ -233,6 +234,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         files_table=env.get("REGISTRY_FILES_TABLE", "registrationfiles"),
         catalog_table=env.get("REGISTRY_CATALOG_TABLE", "catalog"),
         changes_table=env.get("REGISTRY_CHANGES_TABLE", "registrationchanges"),
+        manifests_table=env.get("REGISTRY_MANIFESTS_TABLE", "manifests"),
         job_queue_kind=kind,
         service_bus_connection_string=sb_connection,
         service_bus_namespace=sb_namespace,

@@ -135,9 +135,14 @@ class _CachedListingStore:
         self._store = store
         self._cache = cache
 
-    def public_models(self, after: str, filters: ModelFilter, exclude_owner: str) -> Iterator[ModelSummary]:
+    def public_models(
+        self, after: str, filters: ModelFilter, exclude_owner: str, *, page_size: int = 200
+    ) -> Iterator[ModelSummary]:
+        # A cached chunk is read whole; without the cache, only what the page asks for.
+        size = self._cache.chunk_size if self._cache.ttl > 0 else page_size
+
         def fetch(start: str) -> Iterator[ModelSummary]:
-            return self._store.public_models(start, filters, exclude_owner="")
+            return self._store.public_models(start, filters, exclude_owner="", page_size=size)
 
         for summary in self._cache.rows(repr(filters), after, fetch):
             if summary.owner != exclude_owner:

@@ -84,7 +84,7 @@ class RecordingEnv(dict[str, str]):
         super().__init__(values)
         self.looked_up: set[str] = set()
 
-    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+    def get(self, key: str, default: Any = None) -> Any:
         self.looked_up.add(key)
         return super().get(key, default)
 
