@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import azure.functions as func
 from azure.storage.blob import BlobServiceClient
 
-from bench.listing import CALLER, OWN_MODELS, Catalog, make_templates
+from bench.listing import CALLER, OWN_MODELS, Catalog, make_templates, model_name, public_owner
 from bench.processes import WORKER_DISABLED, app_settings, running_azurite
 from bench.report import REPORT_ONLY, Figure
 from bench.sources import OwnerContainer
@@ -101,6 +101,18 @@ def on(
     return call
 
 
+def public_query(deps: Dependencies) -> Callable[[], func.HttpResponse]:
+    """The public partition's query alone, for a page (the part of the page that grows)."""
+
+    def call() -> func.HttpResponse:
+        rows = deps.store.public_models("", web_core.model_filter(), CALLER.id, page_size=21)
+        for _, _row in zip(range(21), rows, strict=False):
+            pass
+        return func.HttpResponse(status_code=200)
+
+    return call
+
+
 def registry_settings(azurite: Azurite, size: str) -> dict[str, str]:
     """App settings of one registry: its own tables, so that both sizes exist at once."""
     tables = {
@@ -119,7 +131,12 @@ def seeded(azurite: Azurite, size: str, count: int) -> tuple[Dependencies, dict[
     deps = build(load_settings(env))
     catalog = Catalog(deps, make_templates(deps, OwnerContainer(azurite, f"model-sources-{size}")))
     catalog.add_own(OWN_MODELS, count)
-    catalog.grow_to(count)
+    # Lists read only the public catalog's rows (and the caller's own partition): the public
+    # models' registration records, which only their own pages read, are left out (at 20,000
+    # they would hold the in-memory emulator's whole memory for nothing this measures).
+    t = catalog.templates
+    rows = [t.catalog_row(public_owner(i), model_name(i), "1.0") for i in range(count)]
+    catalog._submit(catalog.catalog, rows)
     catalog.close()
     blobs = BlobServiceClient.from_connection_string(azurite.connection_string())
     blob = blobs.get_blob_client(deps.settings.models_container, "template-owner/template/1.0/index.md")
@@ -136,18 +153,22 @@ def run(plan: CatalogPlan) -> list[Figure]:
             large, large_env = seeded(azurite, "large", plan.large)
             small_cold = web_core.Core(small, PublicListingCache(ttl_seconds=0))
             large_cold = web_core.Core(large, PublicListingCache(ttl_seconds=0))
-            large_warm = web_core.Core(large, PublicListingCache(ttl_seconds=web_core.LISTING_CACHE_SECONDS))
+            ttl = web_core.LISTING_CACHE_SECONDS
+            small_warm = web_core.Core(small, PublicListingCache(ttl_seconds=ttl))
+            large_warm = web_core.Core(large, PublicListingCache(ttl_seconds=ttl))
             models = request("http://127.0.0.1/api/catalog/models")
             pages = interleaved(
                 {
                     "small": on(small_cold, views.catalog_models, models),
                     "large": on(large_cold, views.catalog_models, models),
+                    "small_cached": on(small_warm, views.catalog_models, models),
                     "cached": on(large_warm, views.catalog_models, models),
                 },
                 plan,
             )
             views_timed = plan.warmup + plan.requests
             chunk_reads = large_warm.cache.loads / views_timed
+            queries = interleaved({"small": public_query(small), "large": public_query(large)}, plan)
 
             # The API's functions read the process's settings: this process is the large registry's app.
             os.environ.update(large_env)
@@ -171,7 +192,7 @@ def run(plan: CatalogPlan) -> list[Figure]:
         current_settings.cache_clear()
         dependencies.cache_clear()
     small_ms, large_ms = statistics.median(pages["small"]), statistics.median(pages["large"])
-    cached_ms = statistics.median(pages["cached"])
+    cached_ms, small_cached_ms = statistics.median(pages["cached"]), statistics.median(pages["small_cached"])
     page_ms, json_ms = statistics.median(model["page"]), statistics.median(model["json"])
     return [
         Figure(
@@ -187,18 +208,23 @@ def run(plan: CatalogPlan) -> list[Figure]:
                 " the two sizes are separate registries on one emulator, timed in turn",
                 "small": describe(pages["small"]),
                 "large": describe(pages["large"]),
+                "public_query_ms": {k: describe(v)["median_ms"] for k, v in queries.items()},
+                "why_it_grows": "the emulator evaluates the public query over the whole partition; Azure"
+                " seeks the key range and stops after the page (see docs/catalog-scale.md)",
             },
         ),
         Figure(
             key="catalog_models_page_cached",
-            label=f"the models page with {plan.large:,} models, listing cache on",
+            label=f"the models page as served (listing cache on) with {plan.large:,} models",
             unit="ms",
             value=cached_ms,
-            baseline=large_ms,
-            baseline_label="cache off",
-            target=REPORT_ONLY,
+            baseline=small_cached_ms,
+            baseline_label=f"with {plan.small:,}",
+            target="<= 1.5",
             details={
                 "cached": describe(pages["cached"]),
+                "small_cached": describe(pages["small_cached"]),
+                "cache_on_vs_off_with_large": round(cached_ms / large_ms, 3),
                 "ttl_seconds": web_core.LISTING_CACHE_SECONDS,
                 "listing_chunk_reads_per_view": round(chunk_reads, 3),
             },
