@@ -27,6 +27,7 @@ from registry.sealing import Sealer
 from registry.services.dependencies import Dependencies
 from registry.services.limits import Admission
 from registry.settings import Settings, current_settings
+from registry.signing.model_signer import model_signer_from_settings
 
 _STORAGE_PORTS = ("store", "copier", "files")
 
@@ -58,6 +59,8 @@ def build(settings: Settings, **overrides: Any) -> Dependencies:
         parts["queue"] = _job_queue(settings, transport)
     parts.setdefault("sealer", Sealer(settings.sealing_key, settings.sealing_previous_keys))
     parts.setdefault("admission", Admission(settings.quotas.rate_limits))
+    if "signer" not in parts:
+        parts["signer"] = model_signer_from_settings(settings)
     return Dependencies(settings=settings, **parts)
 
 
