@@ -11,7 +11,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 
-from bench import bulk, listing, model_copy, recovery, registration, round_trips
+from bench import bulk, catalog, download, listing, model_copy, recovery, registration, round_trips
 from bench.report import Figure, summary
 
 Runner = Callable[[bool], Sequence[Figure]]
@@ -28,6 +28,10 @@ BENCHMARKS: dict[str, Runner] = {
     ),
     "listing": lambda quick: listing.run(listing.ListingPlan.quick() if quick else listing.ListingPlan()),
     "bulk": lambda quick: bulk.run(bulk.BulkPlan.quick() if quick else bulk.BulkPlan()),
+    "download": lambda quick: download.run(
+        download.DownloadPlan.quick() if quick else download.DownloadPlan()
+    ),
+    "catalog": lambda quick: catalog.run(catalog.CatalogPlan.quick() if quick else catalog.CatalogPlan()),
 }
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import statistics
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,10 +88,13 @@ class Templates:
         return row
 
 
-def make_templates(deps: Dependencies, sources: OwnerContainer) -> Templates:
-    """Register one public model through the registry's own service and let the worker copy it
-    to the end (which lists it): the entities it wrote are what every model is made of."""
-    urls = {target: sources.upload_bytes(target, data).url for target, data in SMALL_FILES.items()}
+def make_templates(
+    deps: Dependencies, sources: OwnerContainer, files: Mapping[str, bytes] = SMALL_FILES
+) -> Templates:
+    """Register one public model of these files through the registry's own service and let the
+    worker copy it to the end (which lists it): the entities it wrote are what every model is
+    made of."""
+    urls = {target: sources.upload_bytes(target, data).url for target, data in files.items()}
     body = request_body(urls)
     body["model_config"]["private"] = False
     owner = Principal("template-owner", "Template Owner")

@@ -31,6 +31,9 @@ param sealingKeyVersion string = ''
 @description('During a rotation, the secret version the app still opens sealed data with; empty otherwise.')
 param previousSealingKeyVersion string = ''
 
+@description('Public keys (PEM, each base64-encoded, comma-separated) of earlier manifest signing key versions: published so that what they signed still verifies after a rotation.')
+param signingPreviousPublicKeys string = ''
+
 @description('Comma-separated principal ids allowed to register models through the job queue (bulk).')
 param bulkOwners string = ''
 
@@ -92,6 +95,9 @@ param endpointSubnetPrefix string = '10.40.1.0/24'
 @description('Also create the Service Bus queue the live test suite uses (registration-jobs-livetest).')
 param createLiveTestQueue bool = false
 
+@description('The registry\'s public base URL (a custom domain), the source of its events; empty: the app\'s own host name.')
+param publicBaseUrl string = ''
+
 param tags object = {}
 
 var suffix = uniqueString(subscription().id, resourceGroup().id, namePrefix)
@@ -105,6 +111,7 @@ var names = {
   keyVault: take('kv-${namePrefix}-${suffix}', 24)
   plan: 'plan-${namePrefix}-${suffix}'
   functionApp: 'func-${namePrefix}-${suffix}'
+  eventGrid: 'evgt-${namePrefix}-${suffix}'
   vnet: 'vnet-${namePrefix}-${suffix}'
   privateEndpoints: 'pe-${namePrefix}-${suffix}'
 }
@@ -186,6 +193,18 @@ module serviceBus 'modules/servicebus.bicep' = {
   }
 }
 
+module eventGrid 'modules/eventgrid.bicep' = {
+  name: 'eventgrid'
+  params: {
+    name: names.eventGrid
+    location: location
+    tags: tags
+    principalId: identity.properties.principalId
+    workspaceId: monitoring.outputs.workspaceId
+    privateNetworking: privateNetworking
+  }
+}
+
 module keyVault 'modules/keyvault.bicep' = {
   name: 'keyvault'
   params: {
@@ -213,10 +232,12 @@ module privateEndpoints 'modules/private-endpoints.bicep' = if (privateNetworkin
     subnetId: network.outputs.endpointSubnetId
     storageAccountId: storage.outputs.id
     keyVaultId: keyVault.outputs.id
+    eventGridTopicId: eventGrid.outputs.id
     blobZoneId: network.outputs.blobZoneId
     queueZoneId: network.outputs.queueZoneId
     tableZoneId: network.outputs.tableZoneId
     vaultZoneId: network.outputs.vaultZoneId
+    eventGridZoneId: network.outputs.eventGridZoneId
   }
 }
 
@@ -243,6 +264,10 @@ var appSettings = {
   REGISTRY_SEALING_KEY: '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.currentSealingKeyUri})'
   // During a rotation, the key that sealed what is not yet resealed; empty otherwise.
   REGISTRY_SEALING_PREVIOUS_KEYS: empty(previousSealingKeyVersion) ? '' : '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.previousSealingKeyUri})'
+  // Manifests are signed by the vault with this key (its private part never leaves the vault);
+  // earlier keys' public parts stay published after a rotation.
+  REGISTRY_SIGNING_KEY_ID: keyVault.outputs.signingKeyUri
+  REGISTRY_SIGNING_PREVIOUS_PUBLIC_KEYS: signingPreviousPublicKeys
   // Production: no dev-mode principal headers, no http sources (the app refuses both in Azure).
   REGISTRY_DEV_MODE: 'false'
   REGISTRY_ALLOW_INSECURE_SOURCES: 'false'
@@ -269,6 +294,10 @@ var appSettings = {
   REGISTRY_MAX_FILES: '1000'
   REGISTRY_MAX_IN_PROGRESS: '20'
   REGISTRY_RATE_LIMITS: '2/1,100/60,500/600'
+  // Events: published to the Event Grid topic with the app's identity; their CloudEvents source is
+  // publicBaseUrl, or (empty) the app's own https host name.
+  REGISTRY_EVENT_GRID_ENDPOINT: eventGrid.outputs.endpoint
+  REGISTRY_BASE_URL: publicBaseUrl
 }
 
 module functionApp 'modules/functionapp.bicep' = {
@@ -318,3 +347,4 @@ output storageAccountName string = storage.outputs.name
 output serviceBusNamespace string = serviceBus.outputs.fullyQualifiedNamespace
 output serviceBusQueueName string = serviceBus.outputs.queueName
 output alertActionGroupId string = alerts.outputs.actionGroupId
+output eventGridTopicEndpoint string = eventGrid.outputs.endpoint

@@ -86,6 +86,16 @@ class Settings:
     stale_after_seconds: float
     quotas: Quotas = Quotas()
     max_body_bytes: int = 1024 * 1024
+    # Manifest signing (registry/signing): a local EC P-256 private key (PEM), or in Azure the URI of
+    # a Key Vault key the app signs with through the vault; public keys of earlier signing keys (PEM)
+    # stay published so that what they signed still verifies.
+    signing_key_pem: bytes | None = None
+    signing_key_uri: str | None = None
+    signing_previous_public_keys: tuple[bytes, ...] = ()
+    # Events: the CloudEvents `source` (the registry's base URL), and the Event Grid topic they are
+    # published to (none: no Event Grid).
+    base_url: str = "http://127.0.0.1:7071"
+    event_grid_endpoint: str | None = None
 
     @property
     def trusts_principal_headers(self) -> bool:
@@ -140,6 +150,75 @@ def _key(raw: str, setting: str) -> bytes:
 def _previous_keys(env: Mapping[str, str]) -> tuple[bytes, ...]:
     raw = env.get("REGISTRY_SEALING_PREVIOUS_KEYS", "")
     return tuple(_key(part, "REGISTRY_SEALING_PREVIOUS_KEYS") for part in raw.split(",") if part.strip())
+
+
+def _pem_values(env: Mapping[str, str], setting: str) -> tuple[bytes, ...]:
+    """Comma-separated base64 PEM values (base64, so that a PEM fits in one app setting)."""
+    values = []
+    for part in env.get(setting, "").split(","):
+        if not part.strip():
+            continue
+        try:
+            pem = base64.b64decode(part.strip(), validate=True)
+        except (binascii.Error, ValueError):
+            pem = b""
+        if not pem.startswith(b"-----BEGIN "):
+            raise SettingsError(f"{setting} must hold PEM values, each base64-encoded (comma-separated)")
+        values.append(pem)
+    return tuple(values)
+
+
+def _signing(
+    env: Mapping[str, str], running_in_azure: bool
+) -> tuple[bytes | None, str | None, tuple[bytes, ...]]:
+    local = _pem_values(env, "REGISTRY_SIGNING_KEY")
+    uri = (env.get("REGISTRY_SIGNING_KEY_ID") or "").strip() or None
+    previous = _pem_values(env, "REGISTRY_SIGNING_PREVIOUS_PUBLIC_KEYS")
+    if len(local) > 1:
+        raise SettingsError("REGISTRY_SIGNING_KEY holds one private key (PEM, base64-encoded)")
+    if local and uri:
+        raise SettingsError(
+            "set REGISTRY_SIGNING_KEY (a local key) or REGISTRY_SIGNING_KEY_ID (Key Vault), not both"
+        )
+    if running_in_azure and local:
+        raise SettingsError(
+            "REGISTRY_SIGNING_KEY (a private key in an app setting) is for local development: in Azure the "
+            "app signs with a Key Vault key (REGISTRY_SIGNING_KEY_ID) that never leaves the vault"
+        )
+    if uri is not None:
+        parts = urlsplit(uri)
+        if parts.scheme != "https" or not parts.hostname or not parts.path.startswith("/keys/"):
+            raise SettingsError(
+                "REGISTRY_SIGNING_KEY_ID must be a Key Vault key URI, https://<vault>.vault.azure.net/keys/<name>/<version>"
+            )
+    return (local[0] if local else None), uri, previous
+
+
+def _base_url(env: Mapping[str, str], running_in_azure: bool) -> str:
+    """REGISTRY_BASE_URL (a custom domain), else the app's own host name in Azure."""
+    raw = (env.get("REGISTRY_BASE_URL") or "").strip().rstrip("/")
+    if not raw:
+        host = env.get("WEBSITE_HOSTNAME") if running_in_azure else None
+        return f"https://{host}" if host else "http://127.0.0.1:7071"
+    parts = urlsplit(raw)
+    if parts.scheme not in ("https", "http") or not parts.hostname or parts.query or parts.fragment:
+        raise SettingsError(f"REGISTRY_BASE_URL must be an https URL without query, not {raw!r}")
+    if running_in_azure and parts.scheme != "https":
+        raise SettingsError("REGISTRY_BASE_URL must be https in Azure")
+    return raw
+
+
+def _event_grid_endpoint(env: Mapping[str, str]) -> str | None:
+    raw = (env.get("REGISTRY_EVENT_GRID_ENDPOINT") or "").strip()
+    if not raw:
+        return None
+    parts = urlsplit(raw)
+    if parts.scheme != "https" or not parts.hostname:
+        raise SettingsError(
+            "REGISTRY_EVENT_GRID_ENDPOINT must be an Event Grid topic endpoint, "
+            f"https://<topic>.<region>-1.eventgrid.azure.net/api/events, not {raw!r}"
+        )
+    return raw
 
 
 def _rate_limits(env: Mapping[str, str]) -> tuple[tuple[int, float], ...]:
@@ -218,6 +297,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         )
     dev_mode, allow_insecure = _check_development_only(env, connection_string, running_in_azure)
     kind = job_queue_kind(env)
+    signing_key_pem, signing_key_uri, signing_previous = _signing(env, running_in_azure)
     sb_connection = env.get(SERVICE_BUS_CONNECTION) or None
     sb_namespace = env.get(f"{SERVICE_BUS_CONNECTION}__fullyQualifiedNamespace") or None
     if kind == "servicebus" and sb_connection is None and sb_namespace is None:
@@ -257,6 +337,11 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         copy_lease_seconds=_number(env, "REGISTRY_COPY_LEASE_SECONDS", 30, 3),
         stale_after_seconds=_number(env, "REGISTRY_STALE_AFTER_SECONDS", 900, 1),
         quotas=_quotas(env),
+        signing_key_pem=signing_key_pem,
+        signing_key_uri=signing_key_uri,
+        signing_previous_public_keys=signing_previous,
+        base_url=_base_url(env, running_in_azure),
+        event_grid_endpoint=_event_grid_endpoint(env),
     )
 
 

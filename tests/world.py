@@ -14,14 +14,17 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from registry.domain.events import Event, EventType
 from registry.domain.jobs import CopyJob
 from registry.domain.listing import ModelFilter
-from registry.domain.model import Registration
+from registry.domain.model import ModelKey, Registration
 from registry.identity import Principal
 from registry.sealing import Sealer
+from registry.services import history
 from registry.services import models as service
 from registry.services.copying import MIB, CopyPolicy, Outcome, process_job
 from registry.services.dependencies import Dependencies
+from registry.services.events import dispatch_all
 from registry.services.registration import register
 from registry.settings import Settings
 from tests.builders import (
@@ -32,7 +35,14 @@ from tests.builders import (
     served_bytes,
     source_url,
 )
-from tests.fakes import REGISTRY_CONTAINER_URL, FakeBlobCopier, FakeClock, FakeJobQueue, FakeRegistrationStore
+from tests.fakes import (
+    REGISTRY_CONTAINER_URL,
+    FakeBlobCopier,
+    FakeClock,
+    FakeJobQueue,
+    FakeRegistrationStore,
+    RecordingSink,
+)
 
 ALICE = Principal("alice-oid-0001", "alice@contoso.com")
 BOB = Principal("bob-oid-0002", "bob@contoso.com")
@@ -69,6 +79,7 @@ class World:
     # blob path -> the bytes a finished copy must hold there
     expected: dict[str, bytes] = field(default_factory=dict)
     monotonic: Callable[[], float] = time.monotonic  # the worker's budget clock
+    sink: RecordingSink = field(default_factory=RecordingSink)  # where events are delivered
     # The last request body registered, and the files registered under each name.
     last_body: dict[str, Any] = field(default_factory=dict)
     files_of: dict[str, dict[str, bytes]] = field(default_factory=dict)
@@ -83,6 +94,7 @@ class World:
             now=self.now,
             sealer=self.sealer,
             monotonic=self.monotonic,
+            event_sinks=(self.sink,),
         )
 
     # -- registering and copying --
@@ -126,6 +138,11 @@ class World:
             outcomes += [self.process(job) for job in jobs]
         raise AssertionError("the queue never drained")
 
+    def delivered(self) -> list[Event]:
+        """Dispatch every pending event (as the sweep does); everything the sink received so far."""
+        dispatch_all(self.deps)
+        return self.sink.received
+
     def record(self, caller: Principal, name: str = "codegen", version: str = "1.0") -> Registration:
         found = self.store.peek(caller.id, name, version)
         assert found is not None
@@ -154,6 +171,25 @@ class World:
 
     def clone(self, body: Any, *, caller: Principal = BOB, version: str = "2.0") -> Registration:
         return service.clone_model(self.deps, caller, "codegen", version, body)
+
+    def history(
+        self, caller: Principal = ALICE, *, owner: Principal = ALICE, name: str = "codegen"
+    ) -> list[Event]:
+        """The model's history as `caller` reads it, newest first (every page)."""
+        key = ModelKey(owner.id, name, "1.0")
+        events: list[Event] = []
+        token = None
+        for _ in range(1000):
+            page = history.model_history(self.deps, caller, key, 100, token)
+            events += page.events
+            if page.continuation is None:
+                return events
+            token = page.continuation
+        raise AssertionError("the history never ended")
+
+    def updates(self, caller: Principal = ALICE, name: str = "codegen") -> list[dict[str, Any]]:
+        """What each update changed, newest first (the history's `updated` events)."""
+        return [e.data["changes"] for e in self.history(caller, name=name) if e.type is EventType.UPDATED]
 
     def listing(self, caller: Principal, filters: ModelFilter | None = None, limit: int = 100) -> list[str]:
         """Every page, following the tokens: each model as "name/version/owner"."""

@@ -19,7 +19,9 @@ ROLES = {
     "974c5e8b-45b9-4653-ba55-5f855dd0fb88": "Storage Queue Data Contributor",
     "090c5cfd-751d-490a-894a-3ce6f1109419": "Azure Service Bus Data Owner",
     "4633458b-17de-408a-b874-0445c86b69e6": "Key Vault Secrets User",
+    "12338af0-0e69-4776-bea7-57ae8d297424": "Key Vault Crypto User",
     "3913510d-42f4-4e42-8a64-420c390055eb": "Monitoring Metrics Publisher",
+    "d5a91429-5739-47e2-a06b-3470a27159e7": "EventGrid Data Sender",
 }
 MODULES = [
     "modules/storage.bicep",
@@ -31,6 +33,7 @@ MODULES = [
     "modules/alerts.bicep",
     "modules/network.bicep",
     "modules/private-endpoints.bicep",
+    "modules/eventgrid.bicep",
 ]
 
 
@@ -209,7 +212,7 @@ def test_the_app_reads_the_sealing_key_pinned_to_a_secret_version() -> None:
     assert "secretUriWithVersion" in json.dumps(written)
     # No output or setting hands the app the versionless URI any more.
     outputs = parse("modules/keyvault.bicep")["outputs"]
-    assert set(outputs) == {"name", "id", "currentSealingKeyUri", "previousSealingKeyUri"}
+    assert set(outputs) == {"name", "id", "currentSealingKeyUri", "previousSealingKeyUri", "signingKeyUri"}
 
 
 def test_the_previous_key_is_read_only_during_a_rotation() -> None:
@@ -378,7 +381,11 @@ def test_the_private_network_mode_is_off_by_default_and_closes_public_access_whe
     assert parse("main.bicep")["parameters"]["privateNetworking"]["default"] is False
     for name in ("network", "privateEndpoints"):
         assert parse("main.bicep")["modules"][name]["config"]["condition"] == "privateNetworking"
-    for relative, resource in (("modules/storage.bicep", "account"), ("modules/keyvault.bicep", "vault")):
+    for relative, resource in (
+        ("modules/storage.bicep", "account"),
+        ("modules/keyvault.bicep", "vault"),
+        ("modules/eventgrid.bicep", "topic"),
+    ):
         access = conditional(props(relative, resource)["publicNetworkAccess"])
         assert access == {
             "condition": "privateNetworking",
@@ -403,4 +410,52 @@ def test_the_app_subnet_is_delegated_for_flex_and_endpoints_cover_storage_and_ke
         "queue": "storageAccountId",
         "table": "storageAccountId",
         "vault": "keyVaultId",
+        "topic": "eventGridTopicId",
     }
+
+
+# --- manifest signing key -------------------------------------------------------------------------
+
+
+def test_the_signing_key_is_a_non_exportable_ec_p256_key_for_signing_only() -> None:
+    key = config(resources("modules/keyvault.bicep")["signingKey"])
+    assert key["parent"] == "vault"
+    properties = key["properties"]
+    assert properties["kty"] == "EC" and properties["curveName"] == "P-256"
+    assert properties["keyOps"] == ["sign", "verify"]
+    assert properties["attributes"] == {"enabled": True, "exportable": False}
+    # No expiry: ARM refuses a redeployment whose creation parameters differ from the key's.
+    assert "exp" not in properties["attributes"]
+
+
+def test_the_app_may_use_only_the_signing_key_and_signs_with_the_current_version() -> None:
+    assignment = config(resources("modules/keyvault.bicep")["signingKeyUser"])
+    assert assignment["scope"] == "signingKey", "Key Vault Crypto User on the key, not on the vault"
+    assert (
+        _role_guid(
+            "modules/keyvault.bicep",
+            assignment["properties"]["roleDefinitionId"]["function"]["parameters"]["resource_name_1"],
+        )
+        == "12338af0-0e69-4776-bea7-57ae8d297424"
+    )
+    output = evaluate(
+        parse("modules/keyvault.bicep")["outputs"]["signingKeyUri"]["value"], "modules/keyvault.bicep"
+    )
+    assert output == "<signingKey.properties.keyUriWithVersion>"
+    settings = app_settings()
+    assert settings["REGISTRY_SIGNING_KEY_ID"] == "<keyVault.outputs.signingKeyUri>"
+    assert settings["REGISTRY_SIGNING_PREVIOUS_PUBLIC_KEYS"] == ""  # the parameter's default
+    assert "REGISTRY_SIGNING_KEY" not in settings, "no private key in app settings in Azure"
+
+
+# --- events --------------------------------------------------------------------------------------
+
+
+def test_events_go_to_a_cloudevents_topic_without_keys_that_the_app_publishes_to_by_identity() -> None:
+    topic = props("modules/eventgrid.bicep", "topic")
+    assert topic["inputSchema"] == "CloudEventSchemaV1_0"
+    assert topic["disableLocalAuth"] is True
+    [assignment] = resources("modules/eventgrid.bicep", "Microsoft.Authorization/roleAssignments").values()
+    assert config(assignment)["scope"] == "topic"  # the one topic, not the resource group
+    settings = app_settings()
+    assert settings["REGISTRY_EVENT_GRID_ENDPOINT"] == "<eventGrid.outputs.endpoint>"

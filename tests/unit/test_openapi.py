@@ -39,6 +39,8 @@ def _http_routes() -> dict[tuple[str, str], str]:
             if binding["type"] != "httpTrigger":
                 continue
             route = binding["route"]
+            if route == "catalog" or route.startswith("catalog/"):
+                continue  # the web catalog's HTML pages (registry/web) are not API operations
             assert route.startswith("v1.0/"), route
             path = "/" + re.sub(r"\{\*(\w+)\}", r"{\1}", route.removeprefix("v1.0/"))
             name = function.get_function_name()
