@@ -41,7 +41,7 @@ from bench.processes import running_azurite
 from bench.report import Figure
 from bench.sources import MIB
 from devhost.azurite import OWNER_ACCOUNT
-from registry.download import Credentials, ModelRef, Registry, download
+from registry.download import Credentials, ModelRef, Registry, download, manifest_digest
 from registry.signing import FileDigest, LocalKeySigner, sign_manifest, signing_keys_document
 
 CONTAINER = "download-bench"
@@ -91,10 +91,11 @@ class RegistryStandIn:
             "owner": OWNER,
             "revision": 1,
             "files": [{"path": d.path, "size": d.size, "sha256": d.sha256} for d in digests.values()],
-            "digest": signed.digest,
             "key_id": signed.key_id,
             "signature": signed.bundle,
         }
+        # As the registry's manifests carry it: the digest of the manifest's own content (RFC 8785).
+        self.manifest["digest"] = manifest_digest(self.manifest)
         self.keys = signing_keys_document(signer)
         self.digests = digests
         self.container_url = container.url
