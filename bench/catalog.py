@@ -137,8 +137,7 @@ def seeded(azurite: Azurite, size: str, count: int) -> tuple[Dependencies, dict[
     # they would hold the in-memory emulator's whole memory for nothing this measures).
     t = catalog.templates
     rows = [t.catalog_row(public_owner(i), model_name(i), "1.0") for i in range(count)]
-    catalog._submit(catalog.catalog, rows)
-    catalog.close()
+    catalog.submit(catalog.catalog_table, rows)
     return deps, env
 
 

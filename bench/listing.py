@@ -121,17 +121,25 @@ def _batches(rows: list[dict[str, Any]]) -> Iterator[list[tuple[str, dict[str, A
 
 
 class Catalog:
-    """Writes models into the registry's tables, in batch transactions, a few batches at a time."""
+    """Writes models into the registry's tables, in batch transactions, a few batches at a time.
+
+    Each call opens its own clients: a connection left idle in a pool between calls may have been
+    closed by the emulator meanwhile (Node's keep-alive timeout is 5 s), and a batch sent on it
+    fails with a connection reset, which the SDK does not retry for a POST.
+    """
 
     def __init__(self, deps: Dependencies, templates: Templates) -> None:
-        connection = str(deps.settings.storage_connection_string)
-        self.registrations = TableClient.from_connection_string(connection, deps.settings.registrations_table)
-        self.catalog = TableClient.from_connection_string(connection, deps.settings.catalog_table)
+        self.connection = str(deps.settings.storage_connection_string)
+        self.registrations_table = deps.settings.registrations_table
+        self.catalog_table = deps.settings.catalog_table
         self.templates = templates
         self.public = 0
 
-    def _submit(self, table: TableClient, rows: list[dict[str, Any]]) -> None:
-        with ThreadPoolExecutor(8, thread_name_prefix="catalog") as pool:
+    def submit(self, table_name: str, rows: list[dict[str, Any]]) -> None:
+        with (
+            TableClient.from_connection_string(self.connection, table_name) as table,
+            ThreadPoolExecutor(8, thread_name_prefix="catalog") as pool,
+        ):
             for done in pool.map(table.submit_transaction, _batches(rows)):
                 if len(done) == 0:
                     raise RuntimeError("a batch transaction wrote nothing")
@@ -140,11 +148,13 @@ class Catalog:
         """Public finished models `self.public` .. `count - 1`: registrations and catalog rows."""
         indexes = range(self.public, count)
         t = self.templates
-        self._submit(
-            self.registrations,
+        self.submit(
+            self.registrations_table,
             [t.registration_row(public_owner(i), model_name(i), "1.0", public=True) for i in indexes],
         )
-        self._submit(self.catalog, [t.catalog_row(public_owner(i), model_name(i), "1.0") for i in indexes])
+        self.submit(
+            self.catalog_table, [t.catalog_row(public_owner(i), model_name(i), "1.0") for i in indexes]
+        )
         self.public = count
 
     def add_own(self, count: int, spread: int) -> None:
@@ -153,11 +163,7 @@ class Catalog:
             self.templates.registration_row(CALLER.id, model_name(i * spread // count), "2.0", public=False)
             for i in range(count)
         ]
-        self._submit(self.registrations, rows)
-
-    def close(self) -> None:
-        self.registrations.close()
-        self.catalog.close()
+        self.submit(self.registrations_table, rows)
 
 
 @dataclass
@@ -257,7 +263,6 @@ def run(plan: ListingPlan, log_dir: Path | None = None) -> list[Figure]:
             catalog.grow_to(plan.large)
             insert_large = time.perf_counter() - began
             large = time_pages(client, plan, plan.large)
-        catalog.close()
     figure = Figure(
         key="listing_page_time",
         label=f"one page of {PAGE} models with {plan.large:,} in the catalog",
