@@ -1,13 +1,15 @@
-"""Command-line tools of the registry: `python -m registry bulk MANIFEST [--wait]`."""
+"""`python -m registry ...`: the `registry` command line (`python -m registry bulk MANIFEST` included).
+
+`bulk` runs without the CLI's libraries, as before the command line existed.
+"""
 
 import sys
 
-from registry import bulk
-
-COMMANDS = {"bulk": bulk.main}
-
 if __name__ == "__main__":
-    if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:
-        print(f"usage: python -m registry {{{','.join(COMMANDS)}}} ...", file=sys.stderr)
-        sys.exit(2)
-    sys.exit(COMMANDS[sys.argv[1]](sys.argv[2:]))
+    if sys.argv[1:2] == ["bulk"]:
+        from registry import bulk
+
+        sys.exit(bulk.main(sys.argv[2:]))
+    from registry.cli import run
+
+    run()
