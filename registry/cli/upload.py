@@ -4,7 +4,9 @@
 - A larger file goes up as blocks whose ids derive from the file's size, modification time,
   the block size and the block's index; blocks that an interrupted run already staged (the
   blob's uncommitted block list) are not sent again. The commit sets the file's Content-MD5.
-- A file of at most one block goes up in one Put Blob.
+- A file up to `single_put_max` (32 MiB) goes up in one Put Blob, as the SDK's own upload does
+  up to 64 MiB: one request is faster than blocks and a commit, and a cut-off small file is
+  cheap to send again.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ class NoProgress:
 @dataclass(frozen=True)
 class UploadSettings:
     block_size: int = 8 * MIB
+    single_put_max: int = 32 * MIB  # files up to this size go up in one request
     concurrency: int = 8  # blocks in flight at once, over all files
     parallel_files: int = 4
     bytes_per_second: float | None = None  # a cap on the upload rate (None: as fast as it goes)
@@ -191,7 +194,7 @@ class _Uploader:
                 self.progress.file_done(local.target, "skipped")
                 return FileOutcome(local.target, local.size, "skipped", 0, _b64(digest))
         client = self.container.get_blob_client(blob_name)
-        if local.size <= self.settings.block_size:
+        if local.size <= max(self.settings.single_put_max, self.settings.block_size):
             outcome = self._put_whole(client, local)
         else:
             outcome = self._put_blocks(client, local)

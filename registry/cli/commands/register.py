@@ -210,7 +210,12 @@ def register(
             errors=[{"field": p.field, "rule": p.rule} for p in problems],
         )
     existing = session.api.find_status(name, version)  # also proves the API and the identity work
-    settings = UploadSettings(block_size * MIB, concurrency, parallel_files, limit_rate)
+    settings = UploadSettings(
+        block_size=block_size * MIB,
+        concurrency=concurrency,
+        parallel_files=parallel_files,
+        bytes_per_second=limit_rate,
+    )
     try:
         report = _upload(output, storage, files, prefix, settings)
     except (KeyboardInterrupt, Cancelled):
