@@ -1,10 +1,10 @@
-# make run | make test | make example | make bench | make lint
+# make run | make test | make example | make bench | make lint | make cli-install-check
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 7071
 
-.PHONY: install run test lint unit example bench clean
+.PHONY: install run test lint unit example bench clean cli-install-check
 
 install: $(VENV)/.installed node_modules/.installed
 
@@ -36,6 +36,19 @@ example: install
 
 bench: install
 	$(PY) -m bench
+
+# The `registry` command line from a fresh venv with nothing but `pip install .[cli]` (needs PyPI):
+# it runs, and the Functions runtime is not there.
+CLI_VENV := .local/cli-venv
+cli-install-check:
+	rm -rf $(CLI_VENV) build
+	$(PYTHON) -m venv $(CLI_VENV)
+	$(CLI_VENV)/bin/pip install --quiet --disable-pip-version-check '.[cli]'
+	$(CLI_VENV)/bin/registry --help >/dev/null
+	$(CLI_VENV)/bin/registry --version
+	! $(CLI_VENV)/bin/python -c 'import azure.functions' 2>/dev/null
+	rm -rf build
+	@echo "ok: registry runs from a fresh install of .[cli], without azure-functions"
 
 clean:
 	rm -rf .local

@@ -133,7 +133,7 @@ class RateLimit:
 def parse_rate(text: str) -> float:
     """`20M` (bytes a second, with an optional K, M or G: powers of 1024) as bytes a second."""
     units = {"": 1, "K": 1024, "M": MIB, "G": 1024 * MIB}
-    value = text.strip().upper().removesuffix("B").removesuffix("/S")
+    value = text.strip().upper().removesuffix("/S").removesuffix("B")
     unit = value[-1:] if value[-1:] in ("K", "M", "G") else ""
     number = value[: len(value) - len(unit)]
     try:

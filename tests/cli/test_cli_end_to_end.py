@@ -230,3 +230,27 @@ def test_exit_codes_say_ok_refused_usage_and_not_found(
     assert cli.run("status", "no-such-model", "1").returncode == 3
     assert cli.run("rm", "no-such-model", "1", "--yes").returncode == 3
     assert cli.run("publish", "no-such-model", "1").returncode == 3
+
+
+def test_ctrl_c_while_following_stops_following_only_and_status_picks_it_up(cli: Cli, tmp_path: Path) -> None:
+    folder = model_folder(tmp_path / "m", {"big.bin": os.urandom(40 * MIB)})
+    name = f"cli-{uuid.uuid4().hex[:8]}"
+    following = subprocess.Popen(
+        cli.command("register", str(folder), "--name", name, "--version", "1", "--as", "alice"),
+        env=cli.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    with cli.http() as http:
+        deadline = time.monotonic() + 60
+        while http.get(f"/api/v1.0/model/{name}/1/status").status_code == 404 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert http.get(f"/api/v1.0/model/{name}/1/status").json()["state"] == "InProgress"
+        following.send_signal(signal.SIGINT)
+        _, err = following.communicate(timeout=30)
+        assert following.returncode == 130, err
+        assert f"registry status {name} 1 --follow" in err
+        done = cli.run("status", name, "1", "--follow", "--json")
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["state"] == "Finished"
