@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -16,6 +17,7 @@ from typing import Any
 import pytest
 from azure.core.exceptions import ResourceNotFoundError
 
+from devhost.azurite import OWNER_ACCOUNT, Azurite
 from tests.cli.conftest import MODEL_YAML, Cli, model_folder
 
 pytestmark = pytest.mark.e2e
@@ -254,3 +256,32 @@ def test_ctrl_c_while_following_stops_following_only_and_status_picks_it_up(cli:
         done = cli.run("status", name, "1", "--follow", "--json")
         assert done.returncode == 0, done.stderr
         assert json.loads(done.stdout)["state"] == "Finished"
+
+
+def test_storage_that_refuses_the_upload_is_an_error_with_a_next_step(
+    cli: Cli, azurite: Azurite, tmp_path: Path
+) -> None:
+    wrong_key = base64.b64encode(b"not the key of this account, 32b").decode()
+    connection = azurite.connection_string((OWNER_ACCOUNT[0], wrong_key))
+    folder = model_folder(tmp_path / "m", {})
+    done = subprocess.run(
+        cli.command(
+            "register",
+            str(folder),
+            "--name",
+            f"cli-{uuid.uuid4().hex[:8]}",
+            "--version",
+            "1",
+            "--as",
+            "alice",
+        ),
+        env=cli.env | {"REGISTRY_STORAGE_CONNECTION_STRING": connection},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1, done.stderr
+    assert "your storage (" in done.stderr and "refused or failed" in done.stderr
+    assert "Storage Blob Data Contributor" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from azure.core.exceptions import AzureError
 
 from registry.cli import links, modelspec
 from registry.cli.errors import FAILED, INTERRUPTED, OK, CliError, UsageProblem
@@ -218,10 +219,12 @@ def register(
     )
     try:
         report = _upload(output, storage, files, prefix, settings)
+        urls, reused = _links(session, storage, name, version, prefix, report)
     except (KeyboardInterrupt, Cancelled):
         output.note("upload interrupted: nothing was registered; run the same command again to resume it")
         return INTERRUPTED
-    urls, reused = _links(session, storage, name, version, prefix, report)
+    except AzureError as problem:
+        raise storage_error(problem, storage) from None
     answer = _put(session, name, version, modelspec.registration_body(document, urls), reused)
     replay = existing is not None
     if not output.as_json:
@@ -251,6 +254,16 @@ def register(
 
 def _text(value: Any) -> str | None:
     return None if value is None else str(value)
+
+
+def storage_error(problem: AzureError, storage: OwnerStorage) -> CliError:
+    """A storage failure as a next step; the first line of the service's message (it holds no SAS)."""
+    reason = (getattr(problem, "message", None) or str(problem)).strip().splitlines()[0]
+    return CliError(
+        f"your storage ({storage.container.url}) refused or failed: {reason}",
+        "check the account and container, and that your login may write blobs there (Storage Blob Data "
+        "Contributor); nothing was registered, and a re-run resumes the upload",
+    )
 
 
 def _put(
