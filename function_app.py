@@ -5,7 +5,11 @@ import os
 import azure.functions as func
 
 from registry.blueprints import maintenance, models_api, registration_api, servicebus_jobs, storage_jobs
-from registry.settings import job_queue_kind
+from registry.settings import STORAGE_CONNECTION, current_settings, job_queue_kind
+
+if os.environ.get(STORAGE_CONNECTION) or os.environ.get(f"{STORAGE_CONNECTION}__accountName"):
+    # Refuse to start on unsafe or broken settings, saying why, rather than fail every request.
+    current_settings()
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 app.register_functions(registration_api.bp)

@@ -38,8 +38,10 @@ from bench.processes import QUIET_HOST, LocalHost, app_settings, running_azurite
 from bench.report import REPORT_ONLY, Figure
 from bench.sources import OwnerContainer
 from registry import bulk
-from registry.bootstrap import Dependencies, build
-from registry.records import ModelFilter, State
+from registry.bootstrap import build
+from registry.domain.listing import ModelFilter
+from registry.domain.vocabulary import State
+from registry.services.dependencies import Dependencies
 from registry.settings import load_settings
 
 BULK_OWNER = "bench-bulk"

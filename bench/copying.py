@@ -7,10 +7,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from registry.bootstrap import Dependencies
+from registry.domain.model import Registration
 from registry.identity import Principal
-from registry.records import Registration
 from registry.services.copying import Outcome, process_job
+from registry.services.dependencies import Dependencies
 from registry.services.registration import job_for, register
 
 MODEL = "bench-copy"

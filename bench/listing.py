@@ -32,9 +32,12 @@ from bench.copying import request_body
 from bench.processes import QUIET_HOST, WORKER_DISABLED, app_settings, running_azurite, running_host
 from bench.report import Figure
 from bench.sources import OwnerContainer
-from registry.bootstrap import Dependencies, build
+from registry.bootstrap import build
+from registry.domain.listing import sort_key
+from registry.domain.model import Registration
+from registry.domain.vocabulary import State
 from registry.identity import Principal
-from registry.records import Registration, State, sort_key
+from registry.services.dependencies import Dependencies
 from registry.services.registration import register
 from registry.settings import load_settings
 

@@ -31,7 +31,8 @@ from bench.processes import running_azurite, sealing_key
 from bench.report import Figure
 from bench.sources import MIB, OwnerContainer, SourceFile, md5_of_blob
 from devhost.azurite import REPO
-from registry.bootstrap import Dependencies, build
+from registry.bootstrap import build
+from registry.services.dependencies import Dependencies
 from registry.settings import load_settings
 
 BARE_CONTAINER = "bare-copies"

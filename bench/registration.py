@@ -34,7 +34,8 @@ from bench.processes import (
 )
 from bench.report import Figure
 from bench.sources import OwnerContainer
-from registry.records import CopyJob, sort_key
+from registry.domain.jobs import CopyJob
+from registry.domain.listing import sort_key
 from registry.settings import load_settings
 
 MODEL = "bench-model"

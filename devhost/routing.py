@@ -229,6 +229,30 @@ _SIMPLE_CONSTRAINTS: dict[str, Callable[[str], bool]] = {
 }
 
 
+def _valid(parse: Callable[[str], object], value: str) -> bool:
+    parse(value)
+    return True
+
+
+def _bounded(name: str, args: list[int], value: str) -> bool:
+    """The constraints with integer arguments: lengths of the value, or bounds of its number."""
+    if name == "minlength":
+        return len(value) >= args[0]
+    if name == "maxlength":
+        return len(value) <= args[0]
+    if name == "length":
+        low, high = (args[0], args[0]) if len(args) == 1 else (args[0], args[1])
+        return low <= len(value) <= high
+    if not _number(value, True, _INT64):
+        return False
+    number = int(value)
+    if name == "min":
+        return number >= args[0]
+    if name == "max":
+        return number <= args[0]
+    return args[0] <= number <= args[-1]
+
+
 def check_constraint(constraint: str, value: str) -> bool:
     """Inline route constraints of ASP.NET Core; unknown ones are accepted."""
     name = constraint.split("(", 1)[0].strip().lower()
@@ -236,31 +260,14 @@ def check_constraint(constraint: str, value: str) -> bool:
         if name in _SIMPLE_CONSTRAINTS:
             return _SIMPLE_CONSTRAINTS[name](value)
         if name == "guid":
-            uuid.UUID(value)
-            return True
+            return _valid(uuid.UUID, value)
         if name == "datetime":
-            datetime.fromisoformat(value)
-            return True
+            return _valid(datetime.fromisoformat, value)
         if name == "regex":
             inner = constraint[constraint.index("(") + 1 : constraint.rindex(")")]
             return re.search(inner, value, re.IGNORECASE) is not None
         if name in ("minlength", "maxlength", "length", "min", "max", "range"):
-            args = [int(a) for a in _args(constraint)]
-            if name == "minlength":
-                return len(value) >= args[0]
-            if name == "maxlength":
-                return len(value) <= args[0]
-            if name == "length":
-                low, high = (args[0], args[0]) if len(args) == 1 else (args[0], args[1])
-                return low <= len(value) <= high
-            if not _number(value, True, _INT64):
-                return False
-            number = int(value)
-            if name == "min":
-                return number >= args[0]
-            if name == "max":
-                return number <= args[0]
-            return args[0] <= number <= args[1]
+            return _bounded(name, [int(a) for a in _args(constraint)], value)
     except (ValueError, IndexError, re.error):
         return False
     return True

@@ -1,55 +1,34 @@
-"""Composition root: builds the adapters from the settings, once per process."""
+"""Composition root: builds the services' dependencies from the settings, once per process.
+
+`build(settings, **overrides)` wires the Azure adapters for every port not overridden, so tests
+hand in fakes for some or all of them (and no Azure client is made for those).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import fields
 from functools import cache
+from typing import Any
 
 import requests
 from azure.core.pipeline.transport import RequestsTransport
 from azure.data.tables import TableServiceClient
+from azure.identity import DefaultAzureCredential
 from azure.servicebus import ServiceBusClient
 from azure.storage.blob import BlobServiceClient
 from azure.storage.queue import QueueClient, TextBase64EncodePolicy
 from requests.adapters import HTTPAdapter
 
-from registry.adapters.blobs import AzureBlobCopier
+from registry.adapters.blobs import AzureBlobCopier, AzureModelFiles
 from registry.adapters.queues import StorageJobQueue
 from registry.adapters.servicebus import ServiceBusJobQueue
 from registry.adapters.tables import TableRegistrationStore
 from registry.sealing import Sealer
-from registry.services.copying import CopyPolicy
-from registry.services.jobs import handle_message
+from registry.services.dependencies import Dependencies
+from registry.services.limits import Admission
 from registry.settings import Settings, current_settings
 
-
-@dataclass(frozen=True)
-class Dependencies:
-    settings: Settings
-    store: TableRegistrationStore
-    queue: StorageJobQueue | ServiceBusJobQueue
-    copier: AzureBlobCopier
-    sealer: Sealer
-
-    def handle_job(self, body: bytes, *, redelivered: bool) -> str:
-        """One job message, whichever queue trigger delivered it."""
-        return handle_message(
-            body,
-            store=self.store,
-            queue=self.queue,
-            copier=self.copier,
-            sealer=self.sealer,
-            settings=self.settings,
-            policy=self.copy_policy,
-            redelivered=redelivered,
-        )
-
-    @property
-    def copy_policy(self) -> CopyPolicy:
-        s = self.settings
-        return CopyPolicy(
-            s.copy_block_size, s.copy_concurrency, s.copy_time_budget_seconds, s.copy_lease_seconds
-        )
+_STORAGE_PORTS = ("store", "copier", "files")
 
 
 def shared_transport(pool_size: int = 64) -> RequestsTransport:
@@ -64,19 +43,31 @@ def shared_transport(pool_size: int = 64) -> RequestsTransport:
     return RequestsTransport(session=session, session_owner=False, use_env_settings=False)
 
 
-def build(settings: Settings) -> Dependencies:
+def build(settings: Settings, **overrides: Any) -> Dependencies:
+    """The dependencies for these settings; keyword arguments replace ports (store, queue,
+    copier, files), the sealer, the admission control or the clock (now)."""
+    known = {f.name for f in fields(Dependencies)} - {"settings"}
+    unknown = set(overrides) - known
+    if unknown:
+        raise TypeError(f"build() got unknown overrides: {', '.join(sorted(unknown))}")
+    parts: dict[str, Any] = dict(overrides)
     transport = shared_transport()
+    if not all(port in parts for port in _STORAGE_PORTS):
+        parts = {**_storage_adapters(settings, transport), **parts}
+    if "queue" not in parts:
+        parts["queue"] = _job_queue(settings, transport)
+    parts.setdefault("sealer", Sealer(settings.sealing_key, settings.sealing_previous_keys))
+    parts.setdefault("admission", Admission(settings.quotas.rate_limits))
+    return Dependencies(settings=settings, **parts)
+
+
+def _storage_adapters(settings: Settings, transport: RequestsTransport) -> dict[str, Any]:
     if settings.storage_connection_string:
         conn = settings.storage_connection_string
         tables = TableServiceClient.from_connection_string(conn, transport=transport)
         blobs = BlobServiceClient.from_connection_string(conn, transport=transport)
-        queue = QueueClient.from_connection_string(
-            conn, settings.jobs_queue, message_encode_policy=TextBase64EncodePolicy(), transport=transport
-        )
     else:
-        from azure.identity import DefaultAzureCredential
-
-        credential = DefaultAzureCredential(managed_identity_client_id=settings.storage_client_id)
+        credential = _credential(settings.storage_client_id)
         account = settings.storage_account_name
         tables = TableServiceClient(
             f"https://{account}.table.core.windows.net", credential=credential, transport=transport
@@ -84,44 +75,55 @@ def build(settings: Settings) -> Dependencies:
         blobs = BlobServiceClient(
             f"https://{account}.blob.core.windows.net", credential=credential, transport=transport
         )
-        queue = QueueClient(
-            f"https://{account}.queue.core.windows.net",
-            settings.jobs_queue,
-            credential=credential,
-            message_encode_policy=TextBase64EncodePolicy(),
-            transport=transport,
-        )
-    jobs: StorageJobQueue | ServiceBusJobQueue = StorageJobQueue(queue)
-    if settings.job_queue_kind == "servicebus":
-        jobs = ServiceBusJobQueue(_service_bus_client(settings), settings.service_bus_queue)
-    deps = Dependencies(
-        settings=settings,
-        store=TableRegistrationStore.create(
-            tables,
-            settings.registrations_table,
-            settings.files_table,
-            settings.catalog_table,
-            settings.changes_table,
-        ),
-        queue=jobs,
-        copier=AzureBlobCopier(blobs.get_container_client(settings.models_container), blobs, transport),
-        sealer=Sealer(settings.sealing_key),
+    container = blobs.get_container_client(settings.models_container)
+    store = TableRegistrationStore.create(
+        tables,
+        settings.registrations_table,
+        settings.files_table,
+        settings.catalog_table,
+        settings.changes_table,
     )
+    copier = AzureBlobCopier(container, transport)
     if settings.storage_connection_string:
         # Locally the emulator starts empty; in Azure the infrastructure creates these.
-        deps.store.ensure_tables()
-        StorageJobQueue(queue).ensure_queue()
-        deps.copier.ensure_container()
-    return deps
+        store.ensure_tables()
+        copier.ensure_container()
+    return {"store": store, "copier": copier, "files": AzureModelFiles(container, blobs)}
+
+
+def _job_queue(settings: Settings, transport: RequestsTransport) -> StorageJobQueue | ServiceBusJobQueue:
+    if settings.job_queue_kind == "servicebus":
+        return ServiceBusJobQueue(_service_bus_client(settings), settings.service_bus_queue)
+    encoding = TextBase64EncodePolicy()  # what the Functions queue trigger expects
+    if settings.storage_connection_string:
+        client = QueueClient.from_connection_string(
+            settings.storage_connection_string,
+            settings.jobs_queue,
+            message_encode_policy=encoding,
+            transport=transport,
+        )
+    else:
+        client = QueueClient(
+            f"https://{settings.storage_account_name}.queue.core.windows.net",
+            settings.jobs_queue,
+            credential=_credential(settings.storage_client_id),
+            message_encode_policy=encoding,
+            transport=transport,
+        )
+    queue = StorageJobQueue(client)
+    if settings.storage_connection_string:
+        queue.ensure_queue()
+    return queue
+
+
+def _credential(client_id: str | None) -> DefaultAzureCredential:
+    return DefaultAzureCredential(managed_identity_client_id=client_id)
 
 
 def _service_bus_client(settings: Settings) -> ServiceBusClient:
     if settings.service_bus_connection_string:
         return ServiceBusClient.from_connection_string(settings.service_bus_connection_string)
-    from azure.identity import DefaultAzureCredential
-
-    credential = DefaultAzureCredential(managed_identity_client_id=settings.service_bus_client_id)
-    return ServiceBusClient(str(settings.service_bus_namespace), credential)
+    return ServiceBusClient(str(settings.service_bus_namespace), _credential(settings.service_bus_client_id))
 
 
 @cache

@@ -17,10 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from registry.bootstrap import Dependencies, build
+from registry.bootstrap import build
+from registry.domain.jobs import RegisterJob
+from registry.domain.model import Registration
+from registry.domain.vocabulary import State
 from registry.identity import Principal
-from registry.records import INVALID_REGISTRATION, RegisterJob, Registration, State
-from registry.services.registration import request_context, request_digest
+from registry.services.dependencies import Dependencies
+from registry.services.registration import request_context, request_digest_input
 from registry.settings import Settings, SettingsError, load_settings
 from registry.validation import InvalidRequest, is_identifier, parse_registration
 
@@ -103,14 +106,14 @@ Key = tuple[str, str, str]
 
 
 def _outcome(
-    registration: Registration | None, digest: str, etag_before: str | None
+    registration: Registration | None, same_request: bool, etag_before: str | None
 ) -> tuple[str, str] | None:
     """The line's outcome, or None while it is still running (or not yet looked at)."""
     if registration is None:
         return None
     if registration.state is State.FAILED and registration.etag == etag_before:
         return None  # a failure left by an earlier run: this run's message restarts or replaces it
-    if registration.body_digest != digest and registration.registration_id != INVALID_REGISTRATION:
+    if not same_request and not registration.is_placeholder:
         return ("Conflict", "already registered with a different body; this line was not registered")
     if registration.state is State.IN_PROGRESS:
         return None
@@ -129,13 +132,18 @@ def wait(
 ) -> dict[Key, tuple[str, str]]:
     """Follow each line's registration until it ends (or the timeout): key -> (state, message)."""
     before = before or {}
-    digests = {(j.owner, j.name, j.version): _digest(j, deps) for j in jobs}
-    pending = set(digests)
+    replay_keys = {(j.owner, j.name, j.version): _replay_key(j, deps.settings) for j in jobs}
+    pending = set(replay_keys)
     results: dict[Key, tuple[str, str]] = {}
     deadline = time.monotonic() + timeout
     while True:
         for key in sorted(pending):
-            outcome = _outcome(deps.store.get(*key), digests[key], before.get(key))
+            record = deps.store.get(*key)
+            same = (
+                record is not None
+                and deps.sealer.digest_matches(record.body_digest, replay_keys[key]) is True
+            )
+            outcome = _outcome(record, same, before.get(key))
             if outcome is not None:
                 results[key] = outcome
                 pending.discard(key)
@@ -153,10 +161,10 @@ def wait(
     return results
 
 
-def _digest(job: RegisterJob, deps: Dependencies) -> str:
+def _replay_key(job: RegisterJob, settings: Settings) -> dict[str, Any]:
     caller = Principal(job.owner, job.owner_name or job.owner)
-    request = parse_registration(job.body, request_context(job.name, job.version, caller, deps.settings))
-    return request_digest(request, deps.sealer)
+    request = parse_registration(job.body, request_context(job.name, job.version, caller, settings))
+    return request_digest_input(request)
 
 
 def summary(results: dict[Key, tuple[str, str]]) -> str:
@@ -173,7 +181,8 @@ def summary(results: dict[Key, tuple[str, str]]) -> str:
     return "\n".join(lines)
 
 
-def _settings(path: Path | None) -> Settings:
+def load_app_settings(path: Path | None) -> Settings:
+    """The app settings: the environment, over the Values of a local.settings.json file."""
     import os
 
     values = dict(os.environ)
@@ -183,7 +192,8 @@ def _settings(path: Path | None) -> Settings:
     return load_settings(values)
 
 
-def main(argv: list[str]) -> int:
+def main(argv: list[str], deps: Dependencies | None = None) -> int:
+    """The command; `deps` (tests) replaces what the settings would build."""
     parser = argparse.ArgumentParser(prog="python -m registry bulk", description=__doc__.split("\n\n")[0])
     parser.add_argument("manifest", type=Path, help="JSON Lines: one registration a line")
     parser.add_argument(
@@ -197,7 +207,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     try:
-        settings = _settings(args.settings)
+        settings = deps.settings if deps is not None else load_app_settings(args.settings)
     except SettingsError as problem:
         print(f"settings: {problem}", file=sys.stderr)
         return 2
@@ -206,7 +216,7 @@ def main(argv: list[str]) -> int:
     for line in bad:
         print(f"{args.manifest}:{line.number}: {line.reason}", file=sys.stderr)
     print(f"{len(jobs)} valid, {len(bad)} invalid line(s)", file=sys.stderr)
-    deps = build(settings)
+    deps = deps or build(settings)
     before = snapshot(jobs, deps) if args.wait else {}
     send(jobs, deps, args.batch_size, progress=not args.no_progress)
     if args.wait:

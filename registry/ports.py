@@ -6,19 +6,41 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from registry.records import FileProgress, Job, ModelFilter, ModelSummary, Registration, SourceInfo
+from registry.domain.jobs import Job
+from registry.domain.listing import ModelFilter, ModelSummary
+from registry.domain.model import FileProgress, Registration, SourceInfo
+from registry.domain.vocabulary import State
 
 
-class RegistrationStore(Protocol):
+class Registrations(Protocol):
+    """The registration records, one per (owner, name, version)."""
+
     def get(self, owner: str, name: str, version: str) -> Registration | None: ...
 
     def insert(self, registration: Registration) -> Registration:
-        """Add a new registration; AlreadyExists if (owner, name, version) is taken."""
+        """Add a new registration; AlreadyExists if (owner, name, version) is taken, RecordTooLarge
+        if it cannot be stored."""
 
     def replace(self, registration: Registration) -> Registration:
         """Write it back if unchanged since read (If-Match); ConcurrentUpdate otherwise."""
 
-    def delete(self, registration: Registration) -> None: ...
+    def delete(self, registration: Registration) -> None:
+        """Remove the record if unchanged since read (If-Match); ConcurrentUpdate otherwise."""
+
+    def in_state(self, state: State, quiet_since: datetime | None = None) -> Iterable[Registration]:
+        """Registrations in `state` (every owner), optionally only those whose last progress is
+        older than `quiet_since`."""
+
+    def everything(self) -> Iterator[Registration]:
+        """Every record (maintenance: re-sealing under a new key)."""
+
+    def count_in_progress(self, owner: str, at_most: int) -> int:
+        """How many of the owner's registrations are InProgress, counting no further than `at_most`."""
+
+
+class FileRows(Protocol):
+    """Per-file copy progress, kept per registration id: a new registration of a deleted name and
+    version never sees the rows of the old one."""
 
     def files(self, registration: Registration) -> list[FileProgress]: ...
 
@@ -27,27 +49,37 @@ class RegistrationStore(Protocol):
     def replace_file(self, registration: Registration, progress: FileProgress) -> FileProgress:
         """Checkpoint one file's progress (If-Match); ConcurrentUpdate if someone else did."""
 
-    def stale_in_progress(self, before: datetime) -> Iterable[Registration]:
-        """InProgress registrations whose last progress is older than `before`."""
+    def forget_files(self, registration: Registration) -> None:
+        """Remove every file row of this registration id."""
+
+
+class Catalog(Protocol):
+    """What lists read: the owner's own registrations, and the public catalog (a projection of
+    the records, written after them)."""
 
     def publish(self, registration: Registration) -> None:
-        """List it publicly (idempotent)."""
+        """List it publicly as the record says (idempotent)."""
 
     def unpublish(self, registration: Registration) -> None:
-        """Take it off the public list; NotFound if it was not there."""
+        """Take it off the public list (idempotent)."""
 
     def own_models(self, owner: str, after: str, filters: ModelFilter) -> Iterator[ModelSummary]:
-        """The owner's registrations in key order after `after` (a sort_key without owner)."""
+        """The owner's registrations (not tombstones) in key order after `after` (a sort_key
+        without owner), filtered in the query whatever the filters."""
 
     def public_models(self, after: str, filters: ModelFilter, exclude_owner: str) -> Iterator[ModelSummary]:
         """Publicly listed models of other owners, in key order after `after` (a full sort_key)."""
 
+
+class ChangeLog(Protocol):
     def record_change(self, registration: Registration, change: dict[str, Any]) -> None: ...
 
-    def changes(self, registration: Registration) -> list[dict[str, Any]]: ...
+    def changes(self, registration: Registration) -> list[dict[str, Any]]:
+        """The changes of this name and version, newest first (across registrations)."""
 
-    def forget(self, registration: Registration) -> None:
-        """Delete the registration, its file progress, its listing and its change log."""
+
+class RegistrationStore(Registrations, FileRows, Catalog, ChangeLog, Protocol):
+    """Everything the registry keeps in Table Storage."""
 
 
 class JobQueue(Protocol):
@@ -59,7 +91,7 @@ class JobQueue(Protocol):
 
 
 class BlobCopier(Protocol):
-    """Server-side block copy into the registry's private container."""
+    """Server-side block copy into the registry's private container (the worker's side)."""
 
     def source_info(self, url: str) -> SourceInfo:
         """Size and version of a source; SourceError if it cannot be read."""
@@ -76,18 +108,17 @@ class BlobCopier(Protocol):
     def commit(self, path: str, block_ids: list[str], content_md5: str) -> int:
         """Put Block List; returns the committed blob's size."""
 
-    def delete_prefix(self, prefix: str) -> int:
-        """Delete every blob under the prefix; returns how many."""
-
 
 class ModelFiles(Protocol):
-    """Registered files in the private container, for readers."""
+    """Registered files in the private container (the readers' side, and removal)."""
 
-    def exists(self, path: str) -> bool: ...
+    def stat(self, path: str) -> SourceInfo | None:
+        """Size and ETag of a committed blob, or None."""
 
     def read(self, path: str, max_bytes: int) -> bytes | None: ...
 
     def read_url(self, path: str, ttl: timedelta) -> str:
         """A short-lived read-only URL of the file."""
 
-    def delete_prefix(self, prefix: str) -> int: ...
+    def delete_prefix(self, prefix: str) -> int:
+        """Delete every blob under the prefix, uncommitted ones included; returns how many."""

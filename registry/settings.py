@@ -8,9 +8,13 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
+from urllib.parse import urlsplit
+
+from registry.sources import check_host_pattern
 
 STORAGE_CONNECTION = "AzureWebJobsStorage"
 # Trigger bindings name the storage queue literally, so it is a constant rather than a setting.
@@ -18,6 +22,10 @@ JOBS_QUEUE = "registration-jobs"
 SERVICE_BUS_CONNECTION = "ServiceBusConnection"
 SERVICE_BUS_QUEUE_SETTING = "REGISTRY_SERVICEBUS_QUEUE"
 JOB_QUEUE_KINDS = ("storage", "servicebus")
+GIB = 1024**3
+# DeepDev's published limits: at most 2 requests a second, 100 a minute and 500 in 10 minutes.
+DEFAULT_RATE_LIMITS = "2/1,100/60,500/600"
+_LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 
 
 def job_queue_kind(env: Mapping[str, str]) -> str:
@@ -30,6 +38,18 @@ def job_queue_kind(env: Mapping[str, str]) -> str:
 
 class SettingsError(RuntimeError):
     """The app settings are missing, malformed or unsafe for where the app runs."""
+
+
+@dataclass(frozen=True)
+class Quotas:
+    """Limits on what one owner may register (each a setting; see the README)."""
+
+    max_file_bytes: int = 200 * GIB
+    max_model_bytes: int = 1024 * GIB
+    max_files: int = 1000
+    max_in_progress: int = 20  # registrations of one owner copying at once (bulk owners exempt)
+    # (requests, seconds) windows per caller, checked per instance; empty: no rate limit.
+    rate_limits: tuple[tuple[int, float], ...] = ((2, 1.0), (100, 60.0), (500, 600.0))
 
 
 @dataclass(frozen=True)
@@ -52,6 +72,7 @@ class Settings:
     bulk_owners: frozenset[str]
     jobs_queue: str
     sealing_key: bytes
+    sealing_previous_keys: tuple[bytes, ...]
     dev_mode: bool
     running_in_azure: bool
     easy_auth_enabled: bool
@@ -62,12 +83,23 @@ class Settings:
     copy_time_budget_seconds: float
     copy_lease_seconds: float
     stale_after_seconds: float
+    quotas: Quotas = Quotas()
     max_body_bytes: int = 1024 * 1024
 
     @property
     def trusts_principal_headers(self) -> bool:
-        """Easy Auth strips client-sent principal headers; only then (or in dev mode) are they trusted."""
+        """Easy Auth strips client-sent principal headers; only then (or in dev mode, which is
+        refused anywhere but on the local emulator) are they trusted."""
         return self.dev_mode or (self.running_in_azure and self.easy_auth_enabled)
+
+    @property
+    def identity_problem(self) -> str | None:
+        """Why no caller can be trusted here, if that is so (every request then gets 401)."""
+        if self.trusts_principal_headers:
+            return None
+        if self.running_in_azure:
+            return "App Service Authentication (Easy Auth) is not enabled on this app (WEBSITE_AUTH_ENABLED)"
+        return "not running behind App Service Authentication, and REGISTRY_DEV_MODE is off"
 
 
 def _flag(env: Mapping[str, str], key: str, default: bool = False) -> bool:
@@ -89,24 +121,76 @@ def _number(env: Mapping[str, str], key: str, default: float, minimum: float) ->
         value = float(raw)
     except ValueError:
         raise SettingsError(f"{key} must be a number, not {raw!r}") from None
-    if value < minimum:
+    if not value >= minimum:  # also refuses nan
         raise SettingsError(f"{key} must be at least {minimum}")
     return value
 
 
-def _sealing_key(env: Mapping[str, str]) -> bytes:
-    raw = env.get("REGISTRY_SEALING_KEY", "")
+def _key(raw: str, setting: str) -> bytes:
     try:
-        key = base64.b64decode(raw, validate=True)
+        key = base64.b64decode(raw.strip(), validate=True)
     except (binascii.Error, ValueError):
         key = b""
     if len(key) != 32:
-        raise SettingsError("REGISTRY_SEALING_KEY must be 32 bytes, base64-encoded")
+        raise SettingsError(f"{setting} must hold 32-byte keys, base64-encoded")
     return key
 
 
-def load_settings(env: Mapping[str, str]) -> Settings:
-    running_in_azure = bool(env.get("WEBSITE_INSTANCE_ID") or env.get("WEBSITE_SITE_NAME"))
+def _previous_keys(env: Mapping[str, str]) -> tuple[bytes, ...]:
+    raw = env.get("REGISTRY_SEALING_PREVIOUS_KEYS", "")
+    return tuple(_key(part, "REGISTRY_SEALING_PREVIOUS_KEYS") for part in raw.split(",") if part.strip())
+
+
+def _rate_limits(env: Mapping[str, str]) -> tuple[tuple[int, float], ...]:
+    raw = (env.get("REGISTRY_RATE_LIMITS") or DEFAULT_RATE_LIMITS).strip().lower()
+    if raw == "off":
+        return ()
+    limits = []
+    for part in raw.split(","):
+        match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+(?:\.\d+)?)\s*", part)
+        if match is None or int(match[1]) < 1 or float(match[2]) <= 0:
+            raise SettingsError(
+                "REGISTRY_RATE_LIMITS must be 'off' or comma-separated REQUESTS/SECONDS windows, "
+                f"e.g. {DEFAULT_RATE_LIMITS}"
+            )
+        limits.append((int(match[1]), float(match[2])))
+    return tuple(limits)
+
+
+def _quotas(env: Mapping[str, str]) -> Quotas:
+    return Quotas(
+        max_file_bytes=int(_number(env, "REGISTRY_MAX_FILE_GIB", 200, 0.000001) * GIB),
+        max_model_bytes=int(_number(env, "REGISTRY_MAX_MODEL_GIB", 1024, 0.000001) * GIB),
+        max_files=int(_number(env, "REGISTRY_MAX_FILES", 1000, 1)),
+        max_in_progress=int(_number(env, "REGISTRY_MAX_IN_PROGRESS", 20, 1)),
+        rate_limits=_rate_limits(env),
+    )
+
+
+def _storage_is_local(connection_string: str | None) -> bool:
+    """The connection string points at the local emulator (every endpoint on loopback)."""
+    if connection_string is None:
+        return False
+    parts = dict(part.split("=", 1) for part in connection_string.split(";") if "=" in part and part.strip())
+    if parts.get("UseDevelopmentStorage", "").lower() == "true":
+        return True
+    endpoints = [v for k, v in parts.items() if k.endswith("Endpoint") and k != "DefaultEndpointsProtocol"]
+    return bool(endpoints) and all((urlsplit(e).hostname or "") in _LOOPBACK for e in endpoints)
+
+
+def _source_hosts(env: Mapping[str, str]) -> tuple[str, ...]:
+    raw = env.get("REGISTRY_ALLOWED_SOURCE_HOSTS", "*.blob.core.windows.net")
+    patterns = tuple(h.strip().lower() for h in raw.split(",") if h.strip())
+    for pattern in patterns:
+        problem = check_host_pattern(pattern)
+        if problem:
+            raise SettingsError(f"REGISTRY_ALLOWED_SOURCE_HOSTS: {pattern!r} {problem}")
+    return patterns
+
+
+def _check_development_only(
+    env: Mapping[str, str], connection_string: str | None, running_in_azure: bool
+) -> tuple[bool, bool]:
     dev_mode = _flag(env, "REGISTRY_DEV_MODE")
     allow_insecure = _flag(env, "REGISTRY_ALLOW_INSECURE_SOURCES")
     if running_in_azure and (dev_mode or allow_insecure):
@@ -114,16 +198,24 @@ def load_settings(env: Mapping[str, str]) -> Settings:
             "REGISTRY_DEV_MODE and REGISTRY_ALLOW_INSECURE_SOURCES are for local development "
             "and are refused when the app runs in Azure"
         )
+    if (dev_mode or allow_insecure) and not _storage_is_local(connection_string):
+        raise SettingsError(
+            "REGISTRY_DEV_MODE trusts identity headers anyone can send, and REGISTRY_ALLOW_INSECURE_SOURCES "
+            "lets sources be plain http: both are for the local storage emulator only, so they need "
+            f"{STORAGE_CONNECTION} to point at loopback endpoints (or UseDevelopmentStorage=true)"
+        )
+    return dev_mode, allow_insecure
+
+
+def load_settings(env: Mapping[str, str]) -> Settings:
+    running_in_azure = bool(env.get("WEBSITE_INSTANCE_ID") or env.get("WEBSITE_SITE_NAME"))
     connection_string = env.get(STORAGE_CONNECTION) or None
     account_name = env.get(f"{STORAGE_CONNECTION}__accountName") or None
     if connection_string is None and account_name is None:
         raise SettingsError(
             f"set {STORAGE_CONNECTION} (a connection string) or {STORAGE_CONNECTION}__accountName"
         )
-    budget = _number(env, "REGISTRY_COPY_TIME_BUDGET_SECONDS", 200, 0.1)
-    lease = _number(env, "REGISTRY_COPY_LEASE_SECONDS", 270, 1)
-    if lease <= budget:
-        raise SettingsError("REGISTRY_COPY_LEASE_SECONDS must exceed REGISTRY_COPY_TIME_BUDGET_SECONDS")
+    dev_mode, allow_insecure = _check_development_only(env, connection_string, running_in_azure)
     kind = job_queue_kind(env)
     sb_connection = env.get(SERVICE_BUS_CONNECTION) or None
     sb_namespace = env.get(f"{SERVICE_BUS_CONNECTION}__fullyQualifiedNamespace") or None
@@ -132,7 +224,6 @@ def load_settings(env: Mapping[str, str]) -> Settings:
             f"REGISTRY_JOB_QUEUE=servicebus needs {SERVICE_BUS_CONNECTION} (a connection string) "
             f"or {SERVICE_BUS_CONNECTION}__fullyQualifiedNamespace"
         )
-    hosts = env.get("REGISTRY_ALLOWED_SOURCE_HOSTS", "*.blob.core.windows.net")
     return Settings(
         storage_connection_string=connection_string,
         storage_account_name=account_name,
@@ -150,17 +241,20 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         service_bus_max_deliveries=int(_number(env, "REGISTRY_SERVICEBUS_MAX_DELIVERIES", 5, 1)),
         bulk_owners=frozenset(o.strip() for o in env.get("REGISTRY_BULK_OWNERS", "").split(",") if o.strip()),
         jobs_queue=JOBS_QUEUE,
-        sealing_key=_sealing_key(env),
+        sealing_key=_key(env.get("REGISTRY_SEALING_KEY", ""), "REGISTRY_SEALING_KEY"),
+        sealing_previous_keys=_previous_keys(env),
         dev_mode=dev_mode,
         running_in_azure=running_in_azure,
         easy_auth_enabled=_flag(env, "WEBSITE_AUTH_ENABLED"),
-        allowed_source_hosts=tuple(h.strip().lower() for h in hosts.split(",") if h.strip()),
+        allowed_source_hosts=_source_hosts(env),
         allow_insecure_sources=allow_insecure,
         copy_block_size=int(_number(env, "REGISTRY_COPY_BLOCK_MIB", 8, 1) * 1024 * 1024),
         copy_concurrency=int(_number(env, "REGISTRY_COPY_CONCURRENCY", 8, 1)),
-        copy_time_budget_seconds=budget,
-        copy_lease_seconds=lease,
+        copy_time_budget_seconds=_number(env, "REGISTRY_COPY_TIME_BUDGET_SECONDS", 200, 0.1),
+        # Renewed at every checkpoint (every few seconds): short, so a dead worker's copy resumes soon.
+        copy_lease_seconds=_number(env, "REGISTRY_COPY_LEASE_SECONDS", 30, 3),
         stale_after_seconds=_number(env, "REGISTRY_STALE_AFTER_SECONDS", 900, 1),
+        quotas=_quotas(env),
     )
 
 

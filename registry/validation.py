@@ -1,18 +1,18 @@
 """The registration request: pydantic models and every rule a body must satisfy.
 
 Rules that need facts from outside the body (the file names, the path, the caller, the allowed
-source hosts) read them from the validation context, so a single pass reports every violation.
+source hosts, the quotas) read them from the validation context, so a single pass reports every
+violation. The same models generate the OpenAPI document, which states the rules JSON Schema can
+express (patterns, lengths, enums, fields that go together) and describes the others.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import fnmatch
-import ipaddress
 import keyword
+import re
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
+from typing import Annotated, Any, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -25,30 +25,43 @@ from pydantic import (
     field_validator,
 )
 
+from registry.domain.vocabulary import LANGUAGE_TYPES, DataType, ModelType
+from registry.sources import SourceRefused, check_source_url
+
 # Path words of the API: a name, version or owner spelled like one would shadow a route.
-RESERVED_WORDS = frozenset({"status", "index", "files", "clone"})
+RESERVED_WORDS = frozenset({"status", "index", "files", "clone", "manifest", "manifests", "history"})
 IDENTIFIER_RULE = (
     "1-128 letters, digits, '.', '_' or '-', starting with a letter or digit, "
     "and not one of " + ", ".join(sorted(RESERVED_WORDS))
 )
-MAX_FILES = 1000
-MAX_TARGET_LENGTH = 1024
-LANGUAGE_TYPES = frozenset({"SOURCE_CODE", "NATURAL_LANGUAGE"})
-_IDENTIFIER_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
-
-ModelType = Literal["ENCODER", "DECODER", "SEQ2SEQ"]
-DataType = Literal["SOURCE_CODE", "NATURAL_LANGUAGE", "CLASS_LABEL", "OTHER"]
+_RESERVED_ALTERNATIVES = "|".join("".join(f"[{c.upper()}{c}]" for c in w) for w in sorted(RESERVED_WORDS))
+# The same rule as a JSON Schema (ECMA 262) pattern, for the OpenAPI document.
+IDENTIFIER_PATTERN = rf"^(?!(?:{_RESERVED_ALTERNATIVES})$)[A-Za-z0-9][A-Za-z0-9._-]{{0,127}}$"
+_IDENTIFIER = re.compile(IDENTIFIER_PATTERN)
+# Azure Blob Storage: a blob name holds at most 1,024 characters in at most 254 path segments.
+MAX_BLOB_NAME = 1024
+MAX_BLOB_SEGMENTS = 254
+REGISTRATION_ID_LENGTH = 32
+MAX_LANGUAGES = 16  # per side: the listing keeps an index row per language
+MAX_JSON_DEPTH = 32
+TARGET_PATTERN = r"^(?!/)(?!.*//)(?!.*\\)(?!(?:.*/)?\.{1,2}(?:/|$))[^\x00-\x1f\x7f-\x9f]+(?<![./])$"
 
 
 def is_identifier(value: str) -> bool:
     """Names, versions and owners: safe in URLs, blob paths and table keys as they are."""
-    return (
-        0 < len(value) <= 128
-        and value[0].isascii()
-        and value[0].isalnum()
-        and all(c in _IDENTIFIER_CHARS for c in value)
-        and value.lower() not in RESERVED_WORDS
-    )
+    return isinstance(value, str) and _IDENTIFIER.fullmatch(value) is not None
+
+
+def _identifier(value: str) -> str:
+    if not is_identifier(value):
+        raise ValueError(IDENTIFIER_RULE)
+    return value
+
+
+# Checked with Python's re (the schema's pattern says the same for clients and fuzzers).
+Identifier = Annotated[
+    str, AfterValidator(_identifier), Field(max_length=128, json_schema_extra={"pattern": IDENTIFIER_PATTERN})
+]
 
 
 @dataclass(frozen=True)
@@ -65,6 +78,12 @@ class RequestContext:
     # Files the model has besides the body's model_files (a clone's inherited files, or the
     # current files of a model being updated).
     existing_files: frozenset[str] = frozenset()
+    max_files: int = 1000
+
+    @property
+    def blob_prefix_length(self) -> int:
+        """Characters of '{owner}/{name}/{version}/{registration id}/' before a file's name."""
+        return len(self.owner_id) + len(self.name) + len(self.version) + REGISTRATION_ID_LENGTH + 4
 
 
 def _context(info: ValidationInfo) -> RequestContext:
@@ -73,12 +92,11 @@ def _context(info: ValidationInfo) -> RequestContext:
     return info.context
 
 
-def check_target_path(value: str) -> str:
-    """A key of model_files: a relative blob path that cannot escape or alias another file."""
+def check_target_path(value: str, info: ValidationInfo) -> str:
+    """A key of model_files: a relative blob path that cannot escape or alias another file, and
+    that fits a blob name once the registry's prefix is put before it."""
     if not value:
         raise ValueError("file name must not be empty")
-    if len(value) > MAX_TARGET_LENGTH:
-        raise ValueError(f"file name must be at most {MAX_TARGET_LENGTH} characters")
     if value.startswith("/"):
         raise ValueError("file name must be a relative path (no leading '/')")
     if "\\" in value:
@@ -88,49 +106,27 @@ def check_target_path(value: str) -> str:
     segments = value.split("/")
     if any(s in ("", ".", "..") for s in segments):
         raise ValueError("file name must not contain empty, '.' or '..' path segments")
+    if value.endswith("."):
+        raise ValueError("file name must not end with '.' (Blob Storage drops it)")
+    room = MAX_BLOB_NAME - _context(info).blob_prefix_length
+    if len(value) > room:
+        raise ValueError(
+            f"file name must be at most {room} characters here (a blob name holds {MAX_BLOB_NAME}, "
+            "including the owner, name, version and registration id before it)"
+        )
+    if len(segments) > MAX_BLOB_SEGMENTS - 4:
+        raise ValueError(f"file name must have at most {MAX_BLOB_SEGMENTS - 4} path segments")
     return value
 
 
-def _host_allowed(host: str, patterns: tuple[str, ...]) -> bool:
-    return any(fnmatch.fnmatchcase(host, pattern) for pattern in patterns)
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def redact_url(url: str) -> str:
-    """The URL without its query string (which holds the SAS token) or user info."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{host}{port}{parts.path}"
-
-
-def check_source_url(value: str, info: ValidationInfo) -> str:
+def check_source(value: str, info: ValidationInfo) -> str:
     context = _context(info)
     try:
-        parts = urlsplit(value)
-        parts.port  # noqa: B018 - raises on a malformed port
-    except ValueError:
-        raise ValueError("source must be an absolute URL") from None
-    host = (parts.hostname or "").lower()
-    if not parts.scheme or not host:
-        raise ValueError("source must be an absolute URL")
-    if parts.username or parts.password:
-        raise ValueError("source URL must not carry user credentials")
-    insecure_ok = context.allow_insecure_sources
-    if parts.scheme not in ("https", "http") or (parts.scheme == "http" and not insecure_ok):
-        raise ValueError("source URL must use https")
-    if not (_host_allowed(host, context.allowed_source_hosts) or (insecure_ok and _is_loopback(host))):
-        allowed = ", ".join(context.allowed_source_hosts) or "none"
-        raise ValueError(f"source host {host!r} is not allowed (allowed: {allowed})")
-    return value
+        return check_source_url(
+            value, context.allowed_source_hosts, local_emulator_ok=context.allow_insecure_sources
+        )
+    except SourceRefused as refused:
+        raise ValueError(str(refused)) from None
 
 
 def _positive_whole_number(value: Any) -> Any:
@@ -144,22 +140,40 @@ def _positive_whole_number(value: Any) -> Any:
     return value
 
 
-TargetPath = Annotated[str, AfterValidator(check_target_path)]
-SourceUrl = Annotated[str, AfterValidator(check_source_url)]
+TargetPath = Annotated[
+    str,
+    AfterValidator(check_target_path),
+    Field(min_length=1, max_length=MAX_BLOB_NAME, json_schema_extra={"pattern": TARGET_PATTERN}),
+]
+SourceUrl = Annotated[
+    str,
+    AfterValidator(check_source),
+    Field(min_length=1, description="an https URL on an allowed host (a SAS URL of a blob)"),
+]
 ShortText = Annotated[str, Field(max_length=10_000)]
 Language = Annotated[str, Field(min_length=1, max_length=64)]
+M = TypeVar("M", bound=BaseModel)
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, protected_namespaces=())
 
 
-def _require_file(value: str, info: ValidationInfo, *, suffixes: tuple[str, ...], what: str) -> str:
+def _require_file(
+    value: str | None, info: ValidationInfo, *, suffixes: tuple[str, ...], what: str
+) -> str | None:
+    if value is None:
+        return None
     if not value.lower().endswith(suffixes):
         raise ValueError(f"{what} must name a {' or '.join(suffixes)} file")
     if value not in _context(info).file_names:
         raise ValueError(f"{what} must be a key of model_files")
     return value
+
+
+def _conda_or_docker(schema: dict[str, Any]) -> None:
+    schema["anyOf"] = [{"required": ["conda_env"]}, {"required": ["docker_image"]}]
+    schema["dependentRequired"] = {"docker_registry": ["docker_image"]}
 
 
 class DockerRegistry(_Strict):
@@ -170,8 +184,14 @@ class DockerRegistry(_Strict):
 
 
 class InferenceProperties(_Strict):
-    entry_script: str
-    conda_env: str | None = None
+    model_config = ConfigDict(json_schema_extra=_conda_or_docker)
+
+    entry_script: Annotated[
+        str, Field(min_length=4, max_length=MAX_BLOB_NAME, description="a .py key of model_files")
+    ]
+    conda_env: Annotated[str, Field(min_length=5, max_length=MAX_BLOB_NAME)] | None = Field(
+        default=None, description="a .yml or .yaml key of model_files"
+    )
     docker_image: Annotated[str, Field(min_length=1, max_length=1024)] | None = None
     docker_registry: DockerRegistry | None = None
 
@@ -190,7 +210,7 @@ class InferenceProperties(_Strict):
 
     @field_validator("conda_env")
     @classmethod
-    def _conda_env(cls, value: str, info: ValidationInfo) -> str:
+    def _conda_env(cls, value: str | None, info: ValidationInfo) -> str | None:
         return _require_file(value, info, suffixes=(".yml", ".yaml"), what="conda_env")
 
 
@@ -198,32 +218,35 @@ ArgumentValue = Annotated[str | int | float | bool | None, Field()]
 
 
 class TrainingProperties(InferenceProperties):
-    args: dict[str, ArgumentValue] | None = None
+    args: (
+        Annotated[dict[Annotated[str, Field(max_length=256)], ArgumentValue], Field(max_length=256)] | None
+    ) = None
 
 
 class ModelConfig(_Strict):
-    type: ModelType
+    # Enums take their JSON strings (the models are strict otherwise).
+    type: Annotated[ModelType, Field(strict=False)]
     description: ShortText = ""
     inference_properties: InferenceProperties
     training_properties: TrainingProperties | None = None
     private: bool = True
-    name: str | None = None
-    version: str | None = None
-    owner: str | None = None
+    name: str | None = Field(default=None, description="if given, the name in the path")
+    version: str | None = Field(default=None, description="if given, the version in the path")
+    owner: str | None = Field(default=None, description="if given, the caller")
 
     @field_validator("name", "version")
     @classmethod
-    def _matches_path(cls, value: str, info: ValidationInfo) -> str:
+    def _matches_path(cls, value: str | None, info: ValidationInfo) -> str | None:
         expected = getattr(_context(info), info.field_name or "")
-        if value != expected:
-            raise ValueError(f"must equal the {info.field_name} in the path ({expected!r})")
+        if value is not None and value != expected:
+            raise ValueError(f"must equal the {info.field_name} in the path")
         return value
 
     @field_validator("owner")
     @classmethod
-    def _matches_caller(cls, value: str, info: ValidationInfo) -> str:
+    def _matches_caller(cls, value: str | None, info: ValidationInfo) -> str | None:
         context = _context(info)
-        if value not in (context.owner_id, context.owner_name):
+        if value is not None and value not in (context.owner_id, context.owner_name):
             raise ValueError("must be the caller (the owner is whoever registers the model)")
         return value
 
@@ -234,32 +257,55 @@ def _image_file(value: str, info: ValidationInfo) -> str:
     return value
 
 
+def _languages_when_written(schema: dict[str, Any]) -> None:
+    """JSON Schema for: languages are required (non-empty) exactly when the types name a written one."""
+    written = sorted(t.value for t in LANGUAGE_TYPES)
+    rules = []
+    for side in ("input", "output"):
+        types, languages = f"{side}_types", f"{side}_languages"
+        rules.append(
+            {
+                "if": {"properties": {types: {"contains": {"enum": written}}}, "required": [types]},
+                "then": {"required": [languages], "properties": {languages: {"minItems": 1}}},
+                "else": {"not": {"required": [languages]}},
+            }
+        )
+    schema["allOf"] = rules
+
+
+DataTypes = Annotated[list[Annotated[DataType, Field(strict=False)]], Field(min_length=1, max_length=4)]
+Languages = Annotated[list[Language], Field(max_length=MAX_LANGUAGES)]
+
+
 class ModelMetainfo(_Strict):
-    input_types: Annotated[list[DataType], Field(min_length=1)]
-    input_languages: list[Language] | None = None
+    model_config = ConfigDict(json_schema_extra=_languages_when_written)
+
+    input_types: DataTypes
+    input_languages: Languages | None = None
     input_description: Annotated[str, Field(min_length=1, max_length=10_000)]
-    output_types: Annotated[list[DataType], Field(min_length=1)]
-    output_languages: list[Language] | None = None
+    output_types: DataTypes
+    output_languages: Languages | None = None
     output_description: Annotated[str, Field(min_length=1, max_length=10_000)]
     num_params: Annotated[int, BeforeValidator(_positive_whole_number), Field(gt=0)]
-    index_page_file: str
-    images: list[Annotated[str, AfterValidator(_image_file)]] | None = None
+    index_page_file: Annotated[
+        str, Field(min_length=4, max_length=MAX_BLOB_NAME, description="a .md key of model_files")
+    ]
+    images: Annotated[list[Annotated[str, AfterValidator(_image_file)]], Field(max_length=100)] | None = None
 
     @field_validator("index_page_file")
     @classmethod
-    def _index_page(cls, value: str, info: ValidationInfo) -> str:
+    def _index_page(cls, value: str, info: ValidationInfo) -> str | None:
         return _require_file(value, info, suffixes=(".md",), what="index_page_file")
+
+
+ModelFiles = dict[TargetPath, SourceUrl]
 
 
 class RegistrationRequest(_Strict):
     config: ModelConfig = Field(alias="model_config")
-    model_files: Annotated[dict[TargetPath, SourceUrl], Field(max_length=MAX_FILES)]
+    model_files: Annotated[ModelFiles, Field(json_schema_extra={"minProperties": 1})]
     model_metainfo: ModelMetainfo
     private_packages: Annotated[list[SourceUrl], Field(max_length=100)] | None = None
-
-    def docker_registries(self) -> list[DockerRegistry]:
-        props = [self.config.inference_properties, self.config.training_properties]
-        return [p.docker_registry for p in props if p is not None and p.docker_registry is not None]
 
 
 @dataclass(frozen=True)
@@ -280,11 +326,20 @@ _FRIENDLY = {
     "missing": "field required",
     "extra_forbidden": "unknown field",
 }
+_KEY_SHOWN = 40
 
 
-def _safe_key(key: str) -> str:
-    # A key that is really a URL must not echo its query string (a SAS) back.
-    return key.split("?", 1)[0] + ("?..." if "?" in key else "")
+def safe_key(key: str) -> str:
+    """A caller's key, fit to echo back: never what follows a '?' (a SAS), never a control
+    character, never longer than a few dozen characters."""
+    shown = key.split("?", 1)[0]
+    shown = "".join(c if c.isprintable() else "?" for c in shown)
+    if len(shown) > _KEY_SHOWN:
+        shown = shown[: _KEY_SHOWN - 1] + "…"
+    return shown + ("?…" if "?" in key else "")
+
+
+_PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,39}")
 
 
 def _field_path(loc: tuple[int | str, ...]) -> str:
@@ -294,17 +349,17 @@ def _field_path(loc: tuple[int | str, ...]) -> str:
             continue  # pydantic marks errors in a dict's key this way; the key itself is named
         if isinstance(part, int):
             path += f"[{part}]"
-        elif path.startswith("model_files") or path.endswith("args"):
-            path += f"[{_safe_key(part)!r}]"
-        else:
-            path += f".{part}" if path else part
+        elif not path.startswith("model_files") and not path.endswith("args") and _PLAIN_NAME.fullmatch(part):
+            path += f".{part}" if path else part  # a field name (known or not): short and plain
+        else:  # a key the caller chose: shown safely
+            path += f"[{safe_key(part)!r}]"
     return path or "body"
 
 
 def field_errors(error: ValidationError) -> list[FieldError]:
     """Each violation as (field, rule), never echoing the rejected value (it may hold a SAS)."""
     result = []
-    for item in error.errors(include_url=False, include_input=False):
+    for item in error.errors(include_url=False, include_input=False, include_context=False):
         rule = _FRIENDLY.get(item["type"], item["msg"])
         rule = rule.removeprefix("Value error, ")
         result.append(FieldError(_field_path(item["loc"]), rule))
@@ -315,6 +370,20 @@ def validate_identifiers(**values: str) -> None:
     errors = [FieldError(k, IDENTIFIER_RULE) for k, v in values.items() if not is_identifier(v)]
     if errors:
         raise InvalidRequest(errors)
+
+
+def json_depth(value: Any, limit: int = MAX_JSON_DEPTH) -> int:
+    """How deeply the value nests (stops counting past `limit`)."""
+    depth, level = 0, [value]
+    while level and depth <= limit:
+        depth += 1
+        level = [
+            child
+            for node in level
+            if isinstance(node, dict | list)
+            for child in (node.values() if isinstance(node, dict) else node)
+        ]
+    return depth
 
 
 def _cross_field_errors(body: dict[str, Any]) -> list[FieldError]:
@@ -339,7 +408,9 @@ def _cross_field_errors(body: dict[str, Any]) -> list[FieldError]:
         if not isinstance(types, list):
             continue
         languages = meta.get(f"{side}_languages")
-        wants_languages = bool(LANGUAGE_TYPES.intersection(t for t in types if isinstance(t, str)))
+        wants_languages = bool(
+            {t.value for t in LANGUAGE_TYPES}.intersection(t for t in types if isinstance(t, str))
+        )
         if wants_languages and not languages:
             errors.append(
                 FieldError(
@@ -347,7 +418,7 @@ def _cross_field_errors(body: dict[str, Any]) -> list[FieldError]:
                     f"required and non-empty when {side}_types includes SOURCE_CODE or NATURAL_LANGUAGE",
                 )
             )
-        if languages and not wants_languages:
+        if languages is not None and not wants_languages:
             errors.append(
                 FieldError(
                     f"model_metainfo.{side}_languages",
@@ -363,17 +434,23 @@ def bind_files(context: RequestContext, files: Any) -> RequestContext:
     return dataclasses.replace(context, file_names=names | context.existing_files)
 
 
+def _check_shape(body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise InvalidRequest([FieldError("body", "must be a JSON object")])
+    if json_depth(body) > MAX_JSON_DEPTH:
+        raise InvalidRequest([FieldError("body", f"must not nest deeper than {MAX_JSON_DEPTH} levels")])
+    return body
+
+
 def parse_registration(body: Any, context: RequestContext) -> RegistrationRequest:
     """Validate a decoded JSON body; raise InvalidRequest naming every violated field and rule."""
     validate_identifiers(name=context.name, version=context.version)
-    if not isinstance(body, dict):
-        raise InvalidRequest([FieldError("body", "must be a JSON object")])
-    bound = bind_files(context, body.get("model_files"))
+    bound = bind_files(context, _check_shape(body).get("model_files"))
     cross_field = _cross_field_errors(body)
     if not bound.file_names:
         cross_field.append(FieldError("model_files", "at least one file is required"))
-    elif len(bound.file_names) > MAX_FILES:
-        cross_field.append(FieldError("model_files", f"at most {MAX_FILES} files"))
+    elif len(bound.file_names) > bound.max_files:
+        cross_field.append(FieldError("model_files", f"a model has at most {bound.max_files} files"))
     try:
         request = RegistrationRequest.model_validate(body, context=bound)
     except ValidationError as error:
@@ -381,6 +458,24 @@ def parse_registration(body: Any, context: RequestContext) -> RegistrationReques
     if cross_field:
         raise InvalidRequest(cross_field)
     return request
+
+
+class MetainfoChanges(_Strict):
+    """Fields of model_metainfo to change; the whole is validated again, as at registration, once
+    merged with the model's current (or parent's) metainfo."""
+
+    input_types: DataTypes | None = None
+    input_languages: Languages | None = None
+    input_description: Annotated[str, Field(min_length=1, max_length=10_000)] | None = None
+    output_types: DataTypes | None = None
+    output_languages: Languages | None = None
+    output_description: Annotated[str, Field(min_length=1, max_length=10_000)] | None = None
+    num_params: Annotated[int, BeforeValidator(_positive_whole_number), Field(gt=0)] | None = None
+    index_page_file: Annotated[str, Field(min_length=4, max_length=MAX_BLOB_NAME)] | None = None
+    images: Annotated[list[Annotated[str, Field(max_length=MAX_BLOB_NAME)]], Field(max_length=100)] | None = None
+
+    def changes(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude_unset=True)
 
 
 class ConfigChanges(_Strict):
@@ -392,26 +487,37 @@ class UpdateRequest(_Strict):
     """PATCH: any mix of visibility, description, metainfo fields and files to add or replace."""
 
     config: ConfigChanges | None = Field(default=None, alias="model_config")
-    model_metainfo: dict[str, Any] | None = None
-    model_files: Annotated[dict[TargetPath, SourceUrl], Field(max_length=MAX_FILES)] | None = None
+    model_metainfo: MetainfoChanges | None = None
+    model_files: ModelFiles | None = None
+
+
+class ConfigOverrides(_Strict):
+    """What a clone may change of its parent's model_config (validated again, whole, once merged)."""
+
+    type: Annotated[ModelType, Field(strict=False)] | None = None
+    description: ShortText | None = None
+    inference_properties: InferenceProperties | None = None
+    training_properties: TrainingProperties | None = None
+    private: bool | None = None
 
 
 class CloneRequest(_Strict):
     """PUT /model/clone/{name}/{version}: a new model from a parent the caller may see."""
 
-    parent_version: str
-    parent_owner: str
-    model_files: Annotated[dict[TargetPath, SourceUrl], Field(max_length=MAX_FILES)] | None = None
-    ignore_files: list[str] | None = None
-    model_config_overrides: dict[str, Any] | None = Field(default=None, alias="model_config")
-    model_metainfo: dict[str, Any] | None = None
+    parent_version: Identifier
+    parent_owner: Identifier
+    model_files: Annotated[dict[TargetPath, SourceUrl], Field(max_length=1000)] | None = None
+    ignore_files: (
+        Annotated[list[Annotated[str, Field(max_length=MAX_BLOB_NAME)]], Field(max_length=1000)] | None
+    ) = None
+    model_config_overrides: ConfigOverrides | None = Field(default=None, alias="model_config")
+    model_metainfo: MetainfoChanges | None = None
     private_packages: Annotated[list[SourceUrl], Field(max_length=100)] | None = None
 
 
-def parse_with(model: type[_Strict], body: Any, context: RequestContext) -> Any:
+def parse_with(model: type[M], body: Any, context: RequestContext) -> M:
     """Validate a body against `model`, reporting violations as InvalidRequest."""
-    if not isinstance(body, dict):
-        raise InvalidRequest([FieldError("body", "must be a JSON object")])
+    _check_shape(body)
     try:
         return model.model_validate(body, context=bind_files(context, body.get("model_files")))
     except ValidationError as error:

@@ -1,4 +1,5 @@
-"""BlobCopier on Azure Blob Storage: Put Block From URL into the private container."""
+"""The registry's private container on Azure Blob Storage: the copy's destination (BlobCopier)
+and where readers find registered files (ModelFiles)."""
 
 from __future__ import annotations
 
@@ -20,9 +21,14 @@ from azure.storage.blob import (
 )
 
 from registry.adapters.errors import ignore_exists, is_transient_status, storage_errors
-from registry.records import NotFound, SourceError, SourceInfo
+from registry.domain.errors import NotFound, SourceError
+from registry.domain.model import SourceInfo
 
 _SOURCE_REASONS = {
+    301: "the source answered with a redirect, which the registry does not follow",
+    302: "the source answered with a redirect, which the registry does not follow",
+    307: "the source answered with a redirect, which the registry does not follow",
+    308: "the source answered with a redirect, which the registry does not follow",
     401: "the source refused access (401): its SAS is missing or invalid",
     403: "the source refused access (403): its SAS is missing, expired or lacks read permission",
     404: "the source does not exist (404)",
@@ -44,34 +50,27 @@ def _source_error(error: AzureError) -> SourceError:
 
 
 class AzureBlobCopier:
-    """The registry's private container: the copy's destination, and where users read files."""
+    """Put Block From URL into the private container: the storage service moves the bytes."""
 
-    def __init__(
-        self,
-        container: ContainerClient,
-        service: BlobServiceClient | None = None,
-        transport: HttpTransport[Any, Any] | None = None,
-    ) -> None:
+    def __init__(self, container: ContainerClient, transport: HttpTransport[Any, Any] | None = None) -> None:
         self._container = container
         self._transport = transport
-        self._service = service or BlobServiceClient(
-            container.primary_endpoint.rsplit("/", 1)[0], container.credential
-        )
-        self._delegation: tuple[UserDelegationKey, datetime] | None = None
 
     def ensure_container(self) -> None:
         with storage_errors():
             ignore_exists(self._container.create_container)
 
     def source_info(self, url: str) -> SourceInfo:
+        # A source's host was checked when it was registered: a redirect must not lead elsewhere.
+        options: dict[str, Any] = {"permit_redirects": False, "retry_total": 3}
+        if self._transport is not None:
+            options["transport"] = self._transport
         try:
-            if self._transport is None:
-                source = BlobClient.from_blob_url(url)
-            else:
-                source = BlobClient.from_blob_url(url, transport=self._transport)
-            properties = source.get_blob_properties()
+            properties = BlobClient.from_blob_url(url, **options).get_blob_properties()
         except AzureError as error:
             raise _source_error(error) from None
+        except ValueError:
+            raise SourceError("the source URL is not a blob URL", permanent=True) from None
         md5 = properties.content_settings.content_md5
         return SourceInfo(
             size=int(properties.size),
@@ -119,11 +118,27 @@ class AzureBlobCopier:
             blob.commit_block_list([BlobBlock(block_id) for block_id in block_ids], content_settings=settings)
             return int(blob.get_blob_properties().size)
 
-    # -- reading and removing registered files --
 
-    def exists(self, path: str) -> bool:
-        with storage_errors():
-            return bool(self._container.get_blob_client(path).exists())
+class AzureModelFiles:
+    """Registered files for readers: properties, small reads, short-lived read URLs, removal."""
+
+    def __init__(self, container: ContainerClient, service: BlobServiceClient) -> None:
+        self._container = container
+        self._service = service
+        self._delegation: tuple[UserDelegationKey, datetime] | None = None
+
+    def stat(self, path: str) -> SourceInfo | None:
+        try:
+            with storage_errors():
+                properties = self._container.get_blob_client(path).get_blob_properties()
+        except NotFound:
+            return None
+        md5 = properties.content_settings.content_md5
+        return SourceInfo(
+            size=int(properties.size),
+            etag=str(properties.etag),
+            content_md5=base64.b64encode(bytes(md5)).decode() if md5 else "",
+        )
 
     def read(self, path: str, max_bytes: int) -> bytes | None:
         try:

@@ -13,14 +13,29 @@ from azure.core.exceptions import (
     ResourceModifiedError,
     ResourceNotFoundError,
 )
+from azure.data.tables import TableTransactionError
 
-from registry.records import AlreadyExists, ConcurrentUpdate, NotFound, StorageUnavailable
+from registry.domain.errors import AlreadyExists, ConcurrentUpdate, NotFound, StorageUnavailable
 
 T = TypeVar("T")
 
 
 def is_transient_status(status: int | None) -> bool:
     return status is None or status in (408, 429) or status >= 500
+
+
+def _http_error(error: HttpResponseError, missing_is_conflict: bool) -> Exception:
+    # Entity group transactions fail as one error carrying the failed operation's status.
+    transaction = isinstance(error, TableTransactionError)
+    if error.status_code == 412:
+        return ConcurrentUpdate()
+    if transaction and error.status_code == 409:
+        return AlreadyExists()
+    if transaction and error.status_code == 404:
+        return ConcurrentUpdate() if missing_is_conflict else NotFound()
+    if is_transient_status(error.status_code):
+        return StorageUnavailable(f"storage answered {error.status_code}")
+    return error
 
 
 @contextmanager
@@ -37,11 +52,10 @@ def storage_errors(*, missing_is_conflict: bool = False) -> Iterator[None]:
             raise ConcurrentUpdate() from None
         raise NotFound() from None
     except HttpResponseError as error:
-        if error.status_code == 412:
-            raise ConcurrentUpdate() from None
-        if is_transient_status(error.status_code):
-            raise StorageUnavailable(f"storage answered {error.status_code}") from error
-        raise
+        mapped = _http_error(error, missing_is_conflict)
+        if mapped is error:
+            raise
+        raise mapped from (error if isinstance(mapped, StorageUnavailable) else None)
     except AzureError as error:  # connection failures, timeouts
         raise StorageUnavailable(type(error).__name__) from error
 

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from azure.storage.queue import QueueClient
 
 from registry.adapters.errors import ignore_exists, storage_errors
-from registry.records import Job
+from registry.domain.jobs import Job
 
 
 class StorageJobQueue:

@@ -10,7 +10,9 @@ from datetime import datetime, timedelta
 from azure.servicebus import ServiceBusClient, ServiceBusMessage, ServiceBusSender
 from azure.servicebus.exceptions import MessageSizeExceededError, ServiceBusError
 
-from registry.records import JOB_SCHEMA, CopyJob, Job, StorageUnavailable, utcnow
+from registry.domain.errors import StorageUnavailable
+from registry.domain.jobs import JOB_SCHEMA, CopyJob, Job
+from registry.domain.model import utcnow
 
 CONTENT_TYPE = "application/json"
 # Continuations and retries go out as scheduled messages (due now or after their delay).

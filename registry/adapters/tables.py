@@ -1,18 +1,11 @@
-"""RegistrationStore on Azure Table Storage.
+"""RegistrationStore on Azure Table Storage (the layout: adapters/table_codec.py).
 
-Registrations: PartitionKey = owner, RowKey = "name!version" (both limited to a safe alphabet).
-File progress: PartitionKey = "owner:name:version", RowKey = the file's zero-padded index.
-Catalog (public models that finished once): PartitionKey = "public", RowKey = "name!version!owner".
-Changes (audit): PartitionKey = "owner:name:version", RowKey = an inverted timestamp (newest first).
-'!' sorts below every character of a name, version or owner, so keys sort as the tuple does and
-a list can page through both partitions in one order with "RowKey gt <last>".
+Every write of a record and of its listing rows is one entity group transaction: a language index
+row never disagrees with its record, and a publish never leaves half a model listed.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
-import zlib
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
@@ -20,204 +13,16 @@ from typing import Any
 from azure.core import MatchConditions
 from azure.data.tables import TableClient, TableServiceClient, UpdateMode
 
+from registry.adapters import table_codec as codec
 from registry.adapters.errors import ignore_exists, storage_errors
-from registry.records import (
-    DATA_TYPES,
-    EPOCH,
-    FileProgress,
-    FileState,
-    ModelFilter,
-    ModelSummary,
-    NotFound,
-    Registration,
-    State,
-    sort_key,
-)
+from registry.domain.errors import AlreadyExists, ConcurrentUpdate, NotFound
+from registry.domain.listing import ModelFilter, ModelSummary
+from registry.domain.model import FileProgress, Registration
+from registry.domain.vocabulary import State
 
-# A Table property holds at most 64 KiB; larger values are spread over numbered properties.
-_CHUNK = 60_000
 _BATCH = 100  # entity group transactions take at most 100 operations
-
-
-def _put_chunks(entity: dict[str, Any], prefix: str, data: bytes) -> None:
-    chunks = [data[i : i + _CHUNK] for i in range(0, len(data), _CHUNK)]
-    entity[f"{prefix}_chunks"] = len(chunks)
-    for i, chunk in enumerate(chunks):
-        entity[f"{prefix}_{i}"] = chunk
-
-
-def _get_chunks(entity: dict[str, Any], prefix: str) -> bytes:
-    return b"".join(bytes(entity[f"{prefix}_{i}"]) for i in range(int(entity.get(f"{prefix}_chunks", 0))))
-
-
-PUBLIC = "public"
-# What a list reads of each model: enough to show and filter it, never the whole document.
-_SUMMARY_COLUMNS = [
-    "owner", "owner_name", "name", "version", "model_type", "description", "private", "state",
-    "trainable", "languages", "parent", "created_at", "updated_at",
-]  # fmt: skip
-
-
-def _listing_columns(r: Registration) -> dict[str, Any]:
-    """Filterable columns derived from the document (Table queries cannot look inside JSON)."""
-    meta = r.document.get("model_metainfo", {})
-    languages = {x.lower() for side in ("input", "output") for x in meta.get(f"{side}_languages") or ()}
-    columns: dict[str, Any] = {
-        "trainable": r.trainable,
-        "languages": "|" + "|".join(sorted(languages)) + "|",
-        "parent": json.dumps(r.parent) if r.parent else "",
-    }
-    for data_type in DATA_TYPES:
-        columns[f"in_{data_type}"] = data_type in meta.get("input_types", ())
-        columns[f"out_{data_type}"] = data_type in meta.get("output_types", ())
-    return columns
-
-
-def _summary(entity: Any) -> ModelSummary:
-    return ModelSummary(
-        name=entity["name"],
-        version=entity["version"],
-        owner=entity["owner"],
-        owner_name=entity["owner_name"],
-        type=entity["model_type"],
-        description=entity["description"],
-        private=bool(entity["private"]),
-        state=entity["state"],
-        trainable=bool(entity.get("trainable", False)),
-        languages=tuple(x for x in entity.get("languages", "").split("|") if x),
-        parent_model=json.loads(entity["parent"]) if entity.get("parent") else None,
-        created_at=entity["created_at"],
-        updated_at=entity["updated_at"],
-    )
-
-
-def _filter_query(filters: ModelFilter) -> tuple[list[str], dict[str, Any]]:
-    clauses: list[str] = []
-    parameters: dict[str, Any] = {}
-    if filters.name is not None:
-        # Every key of this name lies between "name!" and "name\"" ('"' follows '!').
-        clauses += ["RowKey ge @name_low", "RowKey lt @name_high"]
-        parameters |= {"name_low": f"{filters.name}!", "name_high": f'{filters.name}"'}
-    for column, value in (
-        ("version", filters.version),
-        ("model_type", filters.type),
-        ("trainable", filters.trainable),
-        (f"in_{filters.input_type}", True if filters.input_type else None),
-        (f"out_{filters.output_type}", True if filters.output_type else None),
-    ):
-        if value is not None:
-            parameter = f"p{len(parameters)}"
-            clauses.append(f"{column} eq @{parameter}")
-            parameters[parameter] = value
-    return clauses, parameters
-
-
-def _registration_entity(r: Registration) -> dict[str, Any]:
-    entity: dict[str, Any] = {
-        "PartitionKey": r.owner,
-        "RowKey": sort_key(r.name, r.version),
-        "owner": r.owner,
-        "owner_name": r.owner_name,
-        "name": r.name,
-        "version": r.version,
-        "registration_id": r.registration_id,
-        "state": r.state.value,
-        "message": r.message,
-        "private": r.private,
-        "model_type": r.model_type,
-        "description": r.description,
-        "body_digest": r.body_digest,
-        "file_names": json.dumps(r.file_names),
-        "created_at": r.created_at,
-        "updated_at": r.updated_at,
-        "last_progress_at": r.last_progress_at,
-        "picked_up": r.picked_up,
-        "lease_id": r.lease_id,
-        "lease_until": r.lease_until,
-        "attempt": r.attempt,
-        "takeovers": r.takeovers,
-        "slices": r.slices,
-        "refresh_files": json.dumps(r.refresh_files),
-        "last_error": r.last_error,
-        "finished_once": r.finished_once,
-        "last_change": json.dumps(r.last_change) if r.last_change else "",
-        **_listing_columns(r),
-    }
-    _put_chunks(entity, "document", zlib.compress(json.dumps(r.document).encode()))
-    _put_chunks(entity, "sealed", r.sealed)
-    if len(r.file_names) * 40 > _CHUNK:  # long lists of names go compressed, in chunks
-        del entity["file_names"]
-        _put_chunks(entity, "file_names_z", zlib.compress(json.dumps(r.file_names).encode()))
-    return entity
-
-
-def _registration(entity: Any) -> Registration:
-    names = entity.get("file_names")
-    file_names = (
-        json.loads(names) if names else json.loads(zlib.decompress(_get_chunks(entity, "file_names_z")))
-    )
-    return Registration(
-        owner=entity["owner"],
-        name=entity["name"],
-        version=entity["version"],
-        owner_name=entity["owner_name"],
-        registration_id=entity["registration_id"],
-        state=State(entity["state"]),
-        message=entity["message"],
-        private=bool(entity["private"]),
-        model_type=entity["model_type"],
-        description=entity["description"],
-        body_digest=entity["body_digest"],
-        document=json.loads(zlib.decompress(_get_chunks(entity, "document"))),
-        file_names=file_names,
-        sealed=_get_chunks(entity, "sealed"),
-        created_at=entity["created_at"],
-        updated_at=entity["updated_at"],
-        last_progress_at=entity["last_progress_at"],
-        picked_up=bool(entity.get("picked_up", False)),
-        lease_id=entity.get("lease_id", ""),
-        lease_until=entity.get("lease_until") or EPOCH,
-        attempt=int(entity.get("attempt", 1)),
-        takeovers=int(entity.get("takeovers", 0)),
-        slices=int(entity.get("slices", 0)),
-        refresh_files=json.loads(entity.get("refresh_files") or "[]"),
-        last_error=entity.get("last_error", ""),
-        finished_once=bool(entity.get("finished_once", False)),
-        parent=json.loads(entity["parent"]) if entity.get("parent") else None,
-        last_change=json.loads(entity["last_change"]) if entity.get("last_change") else None,
-        etag=entity.metadata["etag"],
-    )
-
-
-def _file_entity(partition: str, f: FileProgress) -> dict[str, Any]:
-    return {
-        "PartitionKey": partition,
-        "RowKey": f"{f.index:04d}",
-        "target": f.target,
-        "state": f.state.value,
-        "size": f.size if f.size is not None else -1,
-        "bytes_copied": f.bytes_copied,
-        "source_etag": f.source_etag,
-        "block_size": f.block_size,
-        "content_md5": f.content_md5,
-        "error": f.error,
-    }
-
-
-def _file(entity: Any) -> FileProgress:
-    size = int(entity["size"])
-    return FileProgress(
-        index=int(entity["RowKey"]),
-        target=entity["target"],
-        state=FileState(entity["state"]),
-        size=size if size >= 0 else None,
-        bytes_copied=int(entity["bytes_copied"]),
-        source_etag=entity["source_etag"],
-        block_size=int(entity["block_size"]),
-        content_md5=entity["content_md5"],
-        error=entity["error"],
-        etag=entity.metadata["etag"],
-    )
+_IF_MATCH = MatchConditions.IfNotModified
+Operation = tuple[Any, ...]
 
 
 class TableRegistrationStore:
@@ -240,116 +45,231 @@ class TableRegistrationStore:
             with storage_errors():
                 ignore_exists(table.create_table)
 
+    # -- records (and the owner's language index rows, written with them) --
+
     def get(self, owner: str, name: str, version: str) -> Registration | None:
         try:
             with storage_errors():
-                entity = self._registrations.get_entity(owner, sort_key(name, version))
+                entity = self._registrations.get_entity(owner, f"{name}!{version}")
         except NotFound:
             return None
-        return _registration(entity)
+        return _loaded(entity)
 
     def insert(self, registration: Registration) -> Registration:
+        entity = _checked(registration)
+        rows = codec.index_rows(entity["PartitionKey"], entity["RowKey"], registration)
         with storage_errors():
-            metadata = self._registrations.create_entity(_registration_entity(registration))
-        registration.etag = metadata["etag"]
-        return registration
+            if rows:
+                results = self._registrations.submit_transaction(
+                    [("create", entity), *(("upsert", row) for row in rows.values())]
+                )
+                etag = results[0]["etag"]
+            else:
+                etag = self._registrations.create_entity(entity)["etag"]
+        return _stored(registration, etag, entity)
 
     def replace(self, registration: Registration) -> Registration:
+        entity = _checked(registration)
+        update = (
+            "update",
+            entity,
+            {"mode": UpdateMode.REPLACE, "etag": registration.etag, "match_condition": _IF_MATCH},
+        )
         with storage_errors(missing_is_conflict=True):
-            metadata = self._registrations.update_entity(
-                _registration_entity(registration),
-                mode=UpdateMode.REPLACE,
-                etag=registration.etag,
-                match_condition=MatchConditions.IfNotModified,
-            )
-        registration.etag = metadata["etag"]
-        return registration
+            if codec.stored_index(entity) == _memo(registration):
+                etag = self._registrations.update_entity(
+                    entity, mode=UpdateMode.REPLACE, etag=registration.etag, match_condition=_IF_MATCH
+                )["etag"]
+            else:  # the listing columns changed: the index rows change with the record
+                operations = [update, *self._reindex(entity, registration)]
+                etag = self._registrations.submit_transaction(operations)[0]["etag"]
+        return _stored(registration, etag, entity)
+
+    def _reindex(self, entity: dict[str, Any], registration: Registration) -> list[Operation]:
+        rows = codec.index_rows(entity["PartitionKey"], entity["RowKey"], registration)
+        _, old_languages = _memo(registration)
+        stale = {codec.language_prefix(x) + entity["RowKey"] for x in old_languages} - set(rows)
+        pk = entity["PartitionKey"]
+        deletes = [("delete", {"PartitionKey": pk, "RowKey": key}) for key in sorted(stale)]
+        return [*(("upsert", row) for row in rows.values()), *deletes]
 
     def delete(self, registration: Registration) -> None:
-        # The record first (If-Match): if it changed meanwhile nothing is deleted at all; once it
-        # is gone, a worker's next checkpoint fails and it stops.
+        partition, row = codec.record_key(registration)
+        _, languages = _memo(registration)
+        operations: list[Operation] = [
+            (
+                "delete",
+                {"PartitionKey": partition, "RowKey": row},
+                {"etag": registration.etag, "match_condition": _IF_MATCH},
+            ),
+            *(
+                ("delete", {"PartitionKey": partition, "RowKey": codec.language_prefix(x) + row})
+                for x in languages
+            ),
+        ]
         with storage_errors(missing_is_conflict=True):
-            self._registrations.delete_entity(
-                registration.owner,
-                sort_key(registration.name, registration.version),
-                etag=registration.etag,
-                match_condition=MatchConditions.IfNotModified,
-            )
-        self._delete_partition(self._files, registration.key)
+            self._registrations.submit_transaction(operations)
 
-    def _delete_partition(self, table: TableClient, partition: str) -> None:
+    def in_state(self, state: State, quiet_since: datetime | None = None) -> Iterator[Registration]:
+        query = "state eq @state and RowKey lt @mark"
+        parameters: dict[str, Any] = {"state": state.value, "mark": codec.INDEX_MARK}
+        if quiet_since is not None:
+            query += " and last_progress_at lt @before"
+            parameters["before"] = quiet_since
         with storage_errors():
-            rows = list(table.query_entities("PartitionKey eq @pk", parameters={"pk": partition}))
-        for batch in _batches([("delete", e) for e in rows]):
-            with storage_errors():
-                table.submit_transaction(batch)
+            for entity in self._registrations.query_entities(query, parameters=parameters):
+                yield _loaded(entity)
 
-    def _file_entities(self, registration: Registration) -> Iterator[Any]:
+    def everything(self) -> Iterator[Registration]:
         with storage_errors():
-            yield from self._files.query_entities("PartitionKey eq @pk", parameters={"pk": registration.key})
+            for entity in self._registrations.query_entities(
+                "RowKey lt @mark", parameters={"mark": codec.INDEX_MARK}
+            ):
+                yield _loaded(entity)
+
+    def count_in_progress(self, owner: str, at_most: int) -> int:
+        count = 0
+        with storage_errors():
+            for _ in self._registrations.query_entities(
+                "PartitionKey eq @owner and RowKey lt @mark and state eq @state",
+                parameters={"owner": owner, "mark": codec.INDEX_MARK, "state": State.IN_PROGRESS.value},
+                select=["RowKey"],
+                results_per_page=at_most,
+            ):
+                count += 1
+                if count >= at_most:
+                    break
+        return count
+
+    # -- file rows --
 
     def files(self, registration: Registration) -> list[FileProgress]:
-        return sorted((_file(e) for e in self._file_entities(registration)), key=lambda f: f.index)
+        with storage_errors():
+            entities = list(
+                self._files.query_entities(
+                    "PartitionKey eq @pk", parameters={"pk": codec.files_partition(registration)}
+                )
+            )
+        return sorted((codec.file_progress(e) for e in entities), key=lambda f: f.index)
 
     def insert_files(self, registration: Registration, files: list[FileProgress]) -> None:
-        operations = [("create", _file_entity(registration.key, f)) for f in files]
-        for batch in _batches(operations):
+        partition = codec.files_partition(registration)
+        for batch in _batches([("create", codec.file_entity(partition, f)) for f in files]):
             with storage_errors():
                 self._files.submit_transaction(batch)
 
     def replace_file(self, registration: Registration, progress: FileProgress) -> FileProgress:
         with storage_errors(missing_is_conflict=True):
             metadata = self._files.update_entity(
-                _file_entity(registration.key, progress),
+                codec.file_entity(codec.files_partition(registration), progress),
                 mode=UpdateMode.REPLACE,
                 etag=progress.etag,
-                match_condition=MatchConditions.IfNotModified,
+                match_condition=_IF_MATCH,
             )
         progress.etag = metadata["etag"]
         return progress
 
-    def stale_in_progress(self, before: datetime) -> Iterator[Registration]:
-        with storage_errors():
-            for entity in self._registrations.query_entities(
-                "state eq @state and last_progress_at lt @before",
-                parameters={"state": State.IN_PROGRESS.value, "before": before},
-            ):
-                yield _registration(entity)
+    def forget_files(self, registration: Registration) -> None:
+        self._delete_partition(self._files, codec.files_partition(registration))
 
-    # -- the public catalog, listing and the change log --
+    def _delete_partition(self, table: TableClient, partition: str) -> None:
+        with storage_errors():
+            rows = list(
+                table.query_entities("PartitionKey eq @pk", parameters={"pk": partition}, select=["RowKey"])
+            )
+        for batch in _batches([("delete", {"PartitionKey": partition, "RowKey": e["RowKey"]}) for e in rows]):
+            with storage_errors():
+                table.submit_transaction(batch)
+
+    # -- the public catalog and listing --
 
     def publish(self, registration: Registration) -> None:
-        """List it publicly (idempotent): the catalog is a projection of the registrations."""
-        entity = {
-            key: value
-            for key, value in _registration_entity(registration).items()
-            if key in _SUMMARY_COLUMNS or key.startswith(("in_", "out_"))
-        }
-        entity |= {
-            "PartitionKey": PUBLIC,
-            "RowKey": sort_key(registration.name, registration.version, registration.owner),
-        }
-        with storage_errors():
-            self._catalog.upsert_entity(entity, mode=UpdateMode.REPLACE)
+        """List it as the record says: the catalog row and its language rows in one transaction,
+        conditioned on the row read first, so concurrent publishes never mix their rows."""
+        key = codec.catalog_key(registration)
+        row = {"PartitionKey": codec.PUBLIC, "RowKey": key, **codec.listing_columns(registration)}
+        row["indexed_languages"] = "|".join(registration.languages)
+        rows = codec.index_rows(codec.PUBLIC, key, registration)
+        for _ in range(5):
+            current = self._catalog_row(key)
+            if current is None:
+                write: Operation = ("create", row)
+                old: list[str] = []
+            else:
+                write = (
+                    "update",
+                    row,
+                    {
+                        "mode": UpdateMode.REPLACE,
+                        "etag": current.metadata["etag"],
+                        "match_condition": _IF_MATCH,
+                    },
+                )
+                old = codec.stored_index(current)[1]
+            stale = {codec.language_prefix(x) + key for x in old} - set(rows)
+            operations = [
+                write,
+                *(("upsert", r) for r in rows.values()),
+                *(("delete", {"PartitionKey": codec.PUBLIC, "RowKey": k}) for k in sorted(stale)),
+            ]
+            try:
+                with storage_errors(missing_is_conflict=True):
+                    self._catalog.submit_transaction(operations)
+                return
+            except (ConcurrentUpdate, AlreadyExists):
+                continue
+        raise ConcurrentUpdate()
 
     def unpublish(self, registration: Registration) -> None:
-        with storage_errors():
-            self._catalog.delete_entity(
-                PUBLIC, sort_key(registration.name, registration.version, registration.owner)
-            )
+        key = codec.catalog_key(registration)
+        for _ in range(5):
+            current = self._catalog_row(key)
+            if current is None:
+                return
+            operations: list[Operation] = [
+                (
+                    "delete",
+                    {"PartitionKey": codec.PUBLIC, "RowKey": key},
+                    {"etag": current.metadata["etag"], "match_condition": _IF_MATCH},
+                ),
+                *(
+                    ("delete", {"PartitionKey": codec.PUBLIC, "RowKey": codec.language_prefix(x) + key})
+                    for x in codec.stored_index(current)[1]
+                ),
+            ]
+            try:
+                with storage_errors(missing_is_conflict=True):
+                    self._catalog.submit_transaction(operations)
+                return
+            except ConcurrentUpdate:
+                continue
+        raise ConcurrentUpdate()
+
+    def _catalog_row(self, key: str) -> Any:
+        try:
+            with storage_errors():
+                return self._catalog.get_entity(codec.PUBLIC, key, select=["RowKey", "indexed_languages"])
+        except NotFound:
+            return None
 
     def own_models(self, owner: str, after: str, filters: ModelFilter) -> Iterator[ModelSummary]:
-        """The owner's registrations in any state, in key order, after the key `after`."""
-        clauses, parameters = _filter_query(filters)
-        clauses = ["PartitionKey eq @owner", "RowKey gt @after", *clauses]
-        parameters |= {"owner": owner, "after": after}
+        clauses, parameters = codec.filter_clauses(filters)
+        low, high = codec.key_range(filters, after)
+        clauses = ["PartitionKey eq @owner", "RowKey gt @low", "RowKey lt @high", "state ne @gone", *clauses]
+        parameters |= {"owner": owner, "low": low, "high": high, "gone": State.DELETING.value}
         yield from self._summaries(self._registrations, clauses, parameters)
 
     def public_models(self, after: str, filters: ModelFilter, exclude_owner: str) -> Iterator[ModelSummary]:
-        """Public models that finished once, of owners other than `exclude_owner`, in key order."""
-        clauses, parameters = _filter_query(filters)
-        clauses = ["PartitionKey eq @public", "RowKey gt @after", "owner ne @caller", *clauses]
-        parameters |= {"public": PUBLIC, "after": after, "caller": exclude_owner}
+        clauses, parameters = codec.filter_clauses(filters)
+        low, high = codec.key_range(filters, after)
+        clauses = [
+            "PartitionKey eq @public",
+            "RowKey gt @low",
+            "RowKey lt @high",
+            "owner ne @caller",
+            *clauses,
+        ]
+        parameters |= {"public": codec.PUBLIC, "low": low, "high": high, "caller": exclude_owner}
         if filters.owner is not None:
             clauses.append("owner eq @owner")
             parameters["owner"] = filters.owner
@@ -360,35 +280,49 @@ class TableRegistrationStore:
     ) -> Iterator[ModelSummary]:
         with storage_errors():
             entities = table.query_entities(
-                " and ".join(clauses), parameters=parameters, select=_SUMMARY_COLUMNS, results_per_page=200
+                " and ".join(clauses),
+                parameters=parameters,
+                select=codec.SUMMARY_COLUMNS,
+                results_per_page=200,
             )
             for entity in entities:
-                yield _summary(entity)
+                yield codec.summary(entity)
+
+    # -- the change log --
 
     def record_change(self, registration: Registration, change: dict[str, Any]) -> None:
-        """Append to the model's change log (newest first)."""
-        inverted = f"{2**63 - int(registration.updated_at.timestamp() * 1_000_000):019d}"
-        entity = {"PartitionKey": registration.key, "RowKey": inverted, "change": json.dumps(change)}
         with storage_errors():
-            self._changes.upsert_entity(entity)
+            self._changes.upsert_entity(codec.change_entity(registration, change))
 
     def changes(self, registration: Registration) -> list[dict[str, Any]]:
         with storage_errors():
             entities = self._changes.query_entities(
                 "PartitionKey eq @pk", parameters={"pk": registration.key}
             )
-            return [json.loads(e["change"]) for e in entities]
+            return [codec.change(e) for e in entities]
 
-    def forget(self, registration: Registration) -> None:
-        """Delete the registration with everything recorded about it: off the list before and
-        after (a publish racing with the delete cannot leave it listed), the record (If-Match),
-        then its file progress and change log."""
-        with contextlib.suppress(NotFound):
-            self.unpublish(registration)
-        self.delete(registration)
-        self._delete_partition(self._changes, registration.key)
-        with contextlib.suppress(NotFound):
-            self.unpublish(registration)
+
+def _checked(registration: Registration) -> dict[str, Any]:
+    entity = codec.registration_entity(registration)
+    codec.check_fits(entity, f"the registration of {registration.name} {registration.version}")
+    return entity
+
+
+def _memo(registration: Registration) -> tuple[str, list[str]]:
+    memo = registration.storage_memo
+    return memo if isinstance(memo, tuple) else ("", [])
+
+
+def _stored(registration: Registration, etag: str, entity: dict[str, Any]) -> Registration:
+    registration.etag = etag
+    registration.storage_memo = codec.stored_index(entity)
+    return registration
+
+
+def _loaded(entity: Any) -> Registration:
+    registration = codec.registration(entity)
+    registration.storage_memo = codec.stored_index(entity)
+    return registration
 
 
 def _batches(operations: list[Any]) -> Iterator[list[Any]]:

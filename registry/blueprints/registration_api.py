@@ -2,70 +2,73 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import azure.functions as func
 
-from registry.blueprints import responses
-from registry.bootstrap import Dependencies
+from registry.blueprints import views
+from registry.blueprints.api_models import AcceptedResponse, StatusResponse
+from registry.blueprints.http import (
+    Answer,
+    Api,
+    Endpoint,
+    Reply,
+    absolute_url,
+    json_body,
+    not_found,
+    route_values,
+)
+from registry.domain.model import Registration
 from registry.identity import Principal
 from registry.services import models
+from registry.services.dependencies import Dependencies
 from registry.services.registration import register
+from registry.validation import RegistrationRequest
 
-bp = func.Blueprint()
-
-
-def _register(req: func.HttpRequest, deps: Dependencies, caller: Principal) -> func.HttpResponse:
-    name, version = responses.route_values(req, "name", "version")
-    registration = register(
-        body=responses.json_body(req, deps.settings.max_body_bytes),
-        name=name,
-        version=version,
-        caller=caller,
-        store=deps.store,
-        queue=deps.queue,
-        sealer=deps.sealer,
-        settings=deps.settings,
-    )
-    return responses.accepted(req, registration, "Registration of")
+api = Api()
+bp = api.blueprint
+ACCEPTED = Answer("Accepted: follow Location to the status", AcceptedResponse, headers=("Location",))
 
 
-@bp.route(route="v1.0/model/{name}/{version}", methods=["PUT"])
-def register_model(req: func.HttpRequest) -> func.HttpResponse:
-    return responses.serve(req, _register, conflict="Already registered")
+def status_path(name: str, version: str) -> str:
+    return f"/api/v1.0/model/{name}/{version}/status"
 
 
-def _timestamps(prefix: str, moment: datetime) -> dict[str, str]:
-    return {
-        f"{prefix}_timestamp": moment.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-        f"{prefix}_time": moment.strftime("%Y-%m-%d %H:%M:%S UTC"),
-    }
+def accepted(req: func.HttpRequest, registration: Registration, what: str) -> Reply:
+    """202 for a registration whose copy was queued, pointing at its status."""
+    status_url = absolute_url(req, status_path(registration.name, registration.version))
+    message = f"{what} {registration.name} {registration.version} accepted: {registration.state.value}"
+    return Reply(202, AcceptedResponse(message=message, status_url=status_url), {"Location": status_url})
 
 
-def _status(req: func.HttpRequest, deps: Dependencies, caller: Principal) -> func.HttpResponse:
-    name, version = responses.route_values(req, "name", "version")
+@api.route(
+    "PUT",
+    "v1.0/model/{name}/{version}",
+    Endpoint(
+        summary="Register a model (the caller owns it)",
+        answers={202: ACCEPTED},
+        errors=(400, 409, 413, 415, 429, 503),
+        body=RegistrationRequest,
+        conflict="Already registered",
+    ),
+)
+def register_model(req: func.HttpRequest, deps: Dependencies, caller: Principal) -> Reply:
+    name, version = route_values(req, "name", "version")
+    registration = register(deps, caller, name, version, json_body(req, deps.settings.max_body_bytes))
+    return accepted(req, registration, "Registration of")
+
+
+@api.route(
+    "GET",
+    "v1.0/model/{name}/{version}/status",
+    Endpoint(
+        summary="The caller's registration status",
+        answers={200: Answer("Status", StatusResponse)},
+        errors=(400, 404, 503),
+    ),
+)
+def registration_status(req: func.HttpRequest, deps: Dependencies, caller: Principal) -> Reply:
+    name, version = route_values(req, "name", "version")
     try:
-        registration = models.find_own(deps.store, caller, name, version)
+        registration = models.find_own(deps, caller, name, version)
     except models.NotVisible:
-        return responses.not_found(f"a registration of {name} {version}")
-    return responses.json_response(
-        200,
-        {
-            "name": registration.name,
-            "version": registration.version,
-            "owner": registration.owner,
-            "state": registration.state.value,
-            "message": registration.message,
-            **_timestamps("start", registration.created_at),
-            **_timestamps("last_updated", registration.updated_at),
-            "files": [
-                {"name": f.target, "state": f.state.value, "bytes_copied": f.bytes_copied, "size": f.size}
-                for f in models.files_of(deps.store, registration)
-            ],
-        },
-    )
-
-
-@bp.route(route="v1.0/model/{name}/{version}/status", methods=["GET"])
-def registration_status(req: func.HttpRequest) -> func.HttpResponse:
-    return responses.serve(req, _status)
+        return not_found(f"a registration of {name} {version}")
+    return Reply(200, views.status(registration, models.files_of(deps, registration)))

@@ -14,8 +14,10 @@ import logging
 import azure.functions as func
 
 from registry.bootstrap import dependencies
-from registry.records import CopyJob, SourceError, StorageUnavailable, parse_job
-from registry.services.jobs import UnusableMessage, fail_after_last_delivery
+from registry.services.dependencies import Dependencies
+from registry.domain.errors import SourceError, StorageUnavailable
+from registry.domain.jobs import CopyJob, parse_job
+from registry.services.jobs import UnusableMessage, fail_after_last_delivery, handle_message
 from registry.settings import SERVICE_BUS_CONNECTION, SERVICE_BUS_QUEUE_SETTING
 
 log = logging.getLogger(__name__)
@@ -31,12 +33,17 @@ def backoff_seconds(attempt: int) -> float:
     arg_name="msg", queue_name=f"%{SERVICE_BUS_QUEUE_SETTING}%", connection=SERVICE_BUS_CONNECTION
 )
 def job_worker(msg: func.ServiceBusMessage) -> None:
-    deps = dependencies()
+    process_message(msg, dependencies())
+
+
+def process_message(msg: func.ServiceBusMessage, deps: Dependencies) -> None:
+    """One delivery: run the job; on a passing failure schedule it again with backoff; on the
+    last delivery record the failure before Service Bus dead-letters the message."""
     body = msg.get_body()
     delivery = msg.delivery_count or 1
     limit = deps.settings.service_bus_max_deliveries
     try:
-        outcome = deps.handle_job(body, redelivered=delivery > 1)
+        outcome = handle_message(body, deps, redelivered=delivery > 1)
     except Exception as error:
         passing = isinstance(error, StorageUnavailable) or (
             isinstance(error, SourceError) and not error.permanent
@@ -61,7 +68,7 @@ def job_worker(msg: func.ServiceBusMessage) -> None:
             # Only the registry's own messages are quoted: an SDK's text may echo a source URL.
             own = isinstance(error, SourceError | StorageUnavailable | UnusableMessage)
             reason = f"{type(error).__name__}: {error}" if own else type(error).__name__
-            fail_after_last_delivery(body, reason, store=deps.store)
+            fail_after_last_delivery(body, reason, deps)
         raise
     log.info("job %s (delivery %s): %s", msg.message_id, delivery, outcome)
 

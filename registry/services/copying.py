@@ -1,10 +1,15 @@
 """The copy worker: server-side, block by block, resumable, within a time budget per invocation.
 
-One invocation takes a lease on the registration (an ETag-conditioned write), copies until its
-budget is spent, checkpoints and enqueues a continuation. Blocks already staged at the
-destination are found again from its uncommitted block list, so a crash loses at most the
-blocks that were in flight. Every write of progress is conditioned on the ETag read before it:
-a worker whose lease was taken over stops at its next checkpoint.
+One invocation (a slice) takes the registration's lease, pins every file's source (version and
+size) and checks the quotas before a byte is copied, copies until its budget is spent, then
+checkpoints and enqueues a continuation. Blocks already staged at the destination are found
+again from its uncommitted block list, so a crash loses at most the blocks that were in flight.
+Every write of progress is conditioned on the ETag read before it, and every checkpoint renews
+the (short) lease: a worker whose lease was taken over stops at its next checkpoint, and a dead
+worker's lease lapses within seconds.
+
+File rows, block ids and blob paths all belong to one registration id: nothing a deleted
+registration left behind is ever taken for progress of a new one.
 """
 
 from __future__ import annotations
@@ -14,38 +19,32 @@ import dataclasses
 import hashlib
 import logging
 import math
-import time
-import uuid
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from enum import StrEnum
+from typing import Any
 
-from registry.ports import BlobCopier, JobQueue, RegistrationStore
-from registry.records import (
-    EPOCH,
+from registry.domain.errors import (
     ConcurrentUpdate,
-    CopyJob,
-    FileProgress,
-    FileState,
-    Registration,
+    IllegalTransition,
+    LeaseHeld,
     SourceError,
-    SourceInfo,
-    State,
     StorageUnavailable,
-    utcnow,
 )
-from registry.sealing import Sealer
-from registry.services.catalog import refresh_listing
-from registry.services.registration import job_for, sealing_binding
+from registry.domain.jobs import CopyJob
+from registry.domain.model import FileProgress, Registration, SourceInfo
+from registry.domain.vocabulary import FileState
+from registry.services import lifecycle
+from registry.services.dependencies import Dependencies
+from registry.services.registration import Unavailable, job_for, seal, unseal
 
 log = logging.getLogger(__name__)
 
 MAX_BLOCKS = 50_000  # per blob, a Blob Storage limit
 MIB = 1024 * 1024
-MAX_TAKEOVERS = 5  # workers that died holding the lease, in a row, before the copy is given up
 
 
 class Outcome(StrEnum):
@@ -54,7 +53,7 @@ class Outcome(StrEnum):
     CONTINUED = "continued"  # the budget ran out; a continuation was enqueued
     FINISHED = "finished"
     FAILED = "failed"
-    LOST = "lost"  # another worker took over mid-slice
+    LOST = "lost"  # another worker took over mid-slice, or the model was deleted
 
 
 @dataclass(frozen=True)
@@ -64,10 +63,20 @@ class CopyPolicy:
     time_budget_seconds: float
     lease_seconds: float
 
+    @classmethod
+    def of(cls, deps: Dependencies) -> CopyPolicy:
+        s = deps.settings
+        return cls(s.copy_block_size, s.copy_concurrency, s.copy_time_budget_seconds, s.copy_lease_seconds)
+
     @property
     def checkpoint_seconds(self) -> float:
         # Often enough that the lease never lapses while its holder is alive.
         return min(5.0, self.lease_seconds / 3)
+
+    @property
+    def source_ttl(self) -> timedelta:
+        """How long a read URL of the registry's own blob (a clone's source) stays valid: one slice."""
+        return timedelta(seconds=self.time_budget_seconds + 300)
 
 
 def block_size_for(size: int, preferred: int) -> int:
@@ -76,10 +85,10 @@ def block_size_for(size: int, preferred: int) -> int:
     return max(preferred, math.ceil(needed / MIB) * MIB)
 
 
-def block_ids(source_etag: str, block_size: int, size: int) -> list[str]:
-    """Deterministic ids, tied to the source version and block size so that no block staged
-    from another version or with another size is ever mistaken for one of these."""
-    tag = hashlib.sha256(f"{source_etag}|{block_size}".encode()).hexdigest()[:12]
+def block_ids(registration_id: str, source_etag: str, block_size: int, size: int) -> list[str]:
+    """Deterministic ids, tied to the registration, the source version and the block size, so that
+    no block staged for another registration, version or size is ever mistaken for one of these."""
+    tag = hashlib.sha256(f"{registration_id}|{source_etag}|{block_size}".encode()).hexdigest()[:12]
     count = math.ceil(size / block_size)
     return [base64.b64encode(f"{tag}-{i:06d}".encode()).decode() for i in range(count)]
 
@@ -93,6 +102,67 @@ class _Failed(Exception):
         super().__init__(f"copying {progress.target!r} failed: {reason}")
         self.progress = progress
         self.reason = reason
+
+
+# -- where each file comes from -------------------------------------------------------------------
+
+
+@dataclass
+class Sources:
+    """A registration's sources: URLs it was given, and (for a clone) files pinned in its parent,
+    read through short-lived URLs minted here, after checking the parent is still visible."""
+
+    deps: Dependencies
+    registration: Registration
+    policy: CopyPolicy
+    urls: dict[str, str]
+    inherited: dict[str, dict[str, Any]]
+    parent_registration_id: str
+    _parent_ok: bool | None = None
+
+    @classmethod
+    def of(cls, deps: Dependencies, registration: Registration, policy: CopyPolicy) -> Sources:
+        secrets = unseal(deps, registration)
+        return cls(
+            deps,
+            registration,
+            policy,
+            dict(secrets.get("model_files", {})),
+            dict(secrets.get("inherited") or {}),
+            str(secrets.get("parent_registration_id", "")),
+        )
+
+    def pinned_etag(self, target: str) -> str:
+        return str(self.inherited[target]["etag"]) if target in self.inherited else ""
+
+    def url(self, progress: FileProgress) -> str:
+        if progress.target in self.inherited:
+            if not self._parent_visible():
+                parent = self.registration.parent or {}
+                raise _Failed(
+                    progress,
+                    f"the parent model {parent.get('name')} {parent.get('version')} is no longer "
+                    "visible to you, or was registered anew",
+                )
+            return self.deps.files.read_url(self.inherited[progress.target]["path"], self.policy.source_ttl)
+        url = self.urls.get(progress.target)
+        if url is None:
+            raise _Failed(progress, "its source is no longer known; register or update the file again")
+        return url
+
+    def _parent_visible(self) -> bool:
+        if self._parent_ok is None:
+            ref = self.registration.parent or {}
+            parent = self.deps.store.get(ref.get("owner", ""), ref.get("name", ""), ref.get("version", ""))
+            self._parent_ok = (
+                parent is not None
+                and parent.registration_id == self.parent_registration_id
+                and parent.visible_to(self.registration.owner)
+            )
+        return self._parent_ok
+
+
+# -- one slice of work ------------------------------------------------------------------------------
 
 
 @dataclass
@@ -110,55 +180,165 @@ class _FileCopy:
         offset = index * self.progress.block_size
         return offset, min(self.progress.block_size, size - offset)
 
+    @property
+    def staged_all(self) -> bool:
+        return not self.pending and self.in_flight == 0
 
-class _Slice:
-    """One invocation's share of the work on one registration."""
 
-    def __init__(
-        self,
-        registration: Registration,
-        sources: dict[str, str],
-        *,
-        store: RegistrationStore,
-        copier: BlobCopier,
-        policy: CopyPolicy,
-        now: Callable[[], datetime],
-        clock: Callable[[], float],
-    ) -> None:
-        self.registration = registration
-        self.sources = sources
-        self.store = store
-        self.copier = copier
-        self.policy = policy
-        self.now = now
-        self.clock = clock
-        self.deadline = clock() + policy.time_budget_seconds
-        self.next_checkpoint = clock() + policy.checkpoint_seconds
-        self.progressed = False
+@dataclass
+class Slice:
+    """One invocation's share of the work on one registration (the lease is held)."""
 
-    def out_of_time(self) -> bool:
-        return self.clock() >= self.deadline
+    deps: Dependencies
+    registration: Registration
+    sources: Sources
+    policy: CopyPolicy
+    clock: Callable[[], float]
+    lease: str
+    deadline: float = 0.0
+    next_checkpoint: float = 0.0
+    progressed: bool = False
+    todo: deque[FileProgress] = field(default_factory=deque)
+    active: list[_FileCopy] = field(default_factory=list)
+    futures: dict[Future[None], tuple[_FileCopy, int]] = field(default_factory=dict)
 
-    # -- preparation and completion of one file (in the orchestrating thread) --
+    def __post_init__(self) -> None:
+        self.deadline = self.clock() + self.policy.time_budget_seconds
+        self.next_checkpoint = self.clock() + self.policy.checkpoint_seconds
 
-    def prepare(self, progress: FileProgress) -> _FileCopy:
-        url = self.sources.get(progress.target)
-        if url is None:
-            raise _Failed(progress, "its source is no longer known; register or update the file again")
-        copy = _FileCopy(progress, url, self.registration.blob_path(progress.target))
-        info = self._source(copy)
-        if not progress.source_etag:
-            progress.source_etag = info.etag
-            progress.size = info.size
-            progress.content_md5 = info.content_md5
+    def _time_is_up(self) -> bool:
+        # Every slice does some work, however small its budget, so that it always progresses.
+        return self.progressed and self.clock() >= self.deadline
+
+    # -- before any copying: pin every source and check the quotas --
+
+    def measure(self, files: list[FileProgress]) -> bool:
+        """Pin the version and size of every file not yet pinned; True once all are."""
+        for progress in files:
+            if progress.state is FileState.FINISHED or progress.source_etag:
+                continue
+            if self._time_is_up():
+                return False
+            info = self._source_info(progress, self.sources.url(progress))
+            progress.source_etag, progress.size, progress.content_md5 = info.etag, info.size, info.content_md5
             progress.block_size = block_size_for(info.size, self.policy.block_size)
             progress.state = FileState.COPYING
             self._save(progress)
-        copy.ids = block_ids(progress.source_etag, progress.block_size, progress.size or 0)
-        if self.copier.committed_size(copy.path, copy.ids) == progress.size:
-            self._finish(copy, progress.size or 0)  # committed before a crash lost the checkpoint
+            self.progressed = True
+        return True
+
+    def check_quotas(self, files: list[FileProgress]) -> None:
+        quotas, total = self.deps.settings.quotas, 0
+        for progress in files:
+            size = progress.size or 0
+            if size > quotas.max_file_bytes:
+                raise _Failed(
+                    progress,
+                    f"it is {size:,} bytes, over the limit of {quotas.max_file_bytes:,} bytes a file",
+                )
+            total += size
+            if total > quotas.max_model_bytes:
+                raise _Failed(
+                    progress,
+                    f"with it the model's files add up to {total:,} bytes, over the limit of "
+                    f"{quotas.max_model_bytes:,} bytes a model",
+                )
+
+    def _source_info(self, progress: FileProgress, url: str) -> SourceInfo:
+        try:
+            info = self.deps.copier.source_info(url)
+        except SourceError as error:
+            if error.permanent:
+                raise _Failed(progress, error.reason) from None
+            raise
+        pinned = progress.source_etag or self.sources.pinned_etag(progress.target)
+        if pinned and info.etag != pinned:
+            raise _Failed(progress, "the source changed since the copy started")
+        if progress.size is not None and info.size != progress.size:
+            raise _Failed(progress, "the source changed size since the copy started")
+        return info
+
+    # -- the block pump --
+
+    def run(self, files: list[FileProgress]) -> bool:
+        """Copy until done (True) or out of time (False). Raises _Failed, _LeaseLost or errors."""
+        self.todo = deque(p for p in files if p.state is not FileState.FINISHED)
+        with ThreadPoolExecutor(self.policy.concurrency, thread_name_prefix="copy") as pool:
+            try:
+                self._fill(pool)
+                while self.futures:
+                    done, _ = wait(self.futures, timeout=1.0, return_when=FIRST_COMPLETED)
+                    self._collect(done)
+                    self._checkpoint_if_due()
+                    self._fill(pool)
+            except BaseException:
+                for future in self.futures:
+                    future.cancel()
+                raise
+        return not self.todo and not self.active
+
+    def _fill(self, pool: ThreadPoolExecutor) -> None:
+        while len(self.futures) < self.policy.concurrency and not self._time_is_up():
+            copy = self._next_with_blocks()
+            if copy is None:
+                return
+            index = copy.pending.popleft()
+            offset, length = copy.block_range(index)
+            future = pool.submit(
+                self.deps.copier.stage_block, copy.path, copy.ids[index], copy.url, offset, length
+            )
+            self.futures[future] = (copy, index)
+            copy.in_flight += 1
+            self.progressed = True
+
+    def _next_with_blocks(self) -> _FileCopy | None:
+        copy = next((c for c in self.active if c.pending), None)
+        while copy is None and self.todo and not self._time_is_up():
+            copy = self._start(self.todo.popleft())
+        return copy
+
+    def _start(self, progress: FileProgress) -> _FileCopy | None:
+        """Prepare a file; None if nothing is left to stage for it (it is then completed)."""
+        copy = self.prepare(progress)
+        if copy.progress.state is FileState.FINISHED:
+            return None
+        self.active.append(copy)
+        if copy.staged_all:
+            self._complete(copy)
+            return None
+        return copy
+
+    def _collect(self, done: set[Future[None]]) -> None:
+        for future in done:
+            copy, index = self.futures.pop(future)
+            copy.in_flight -= 1
+            self._block_done(future, copy, index)
+            if copy.staged_all:
+                self._complete(copy)
+
+    def _block_done(self, future: Future[None], copy: _FileCopy, index: int) -> None:
+        try:
+            future.result()
+        except SourceError as error:
+            if error.permanent:
+                raise _Failed(copy.progress, error.reason) from None
+            raise
+        copy.progress.bytes_copied += copy.block_range(index)[1]
+        copy.dirty = True
+
+    # -- one file: prepare and complete (in the orchestrating thread) --
+
+    def prepare(self, progress: FileProgress) -> _FileCopy:
+        url = self.sources.url(progress)
+        copy = _FileCopy(progress, url, self.registration.blob_path(progress.target))
+        self._source_info(progress, url)  # still the pinned version: else the copy fails now
+        copy.ids = block_ids(
+            self.registration.registration_id, progress.source_etag, progress.block_size, progress.size or 0
+        )
+        if self.deps.copier.committed_size(copy.path, copy.ids) == progress.size:
+            self._finish_file(copy, progress.size or 0)  # committed before a crash lost the checkpoint
             return copy
-        staged = self.copier.staged_blocks(copy.path)
+        staged = self.deps.copier.staged_blocks(copy.path)
         done = 0
         for index, block_id in enumerate(copy.ids):
             length = copy.block_range(index)[1]
@@ -171,280 +351,203 @@ class _Slice:
             copy.dirty = True
         return copy
 
-    def _source(self, copy: _FileCopy) -> SourceInfo:
-        try:
-            info = self.copier.source_info(copy.url)
-        except SourceError as error:
-            if error.permanent:
-                raise _Failed(copy.progress, error.reason) from None
-            raise
-        pinned = copy.progress.source_etag
-        if pinned and (info.etag != pinned or info.size != copy.progress.size):
-            raise _Failed(copy.progress, "the source changed during the copy")
-        return info
-
-    def complete(self, copy: _FileCopy) -> None:
-        self._source(copy)  # the version pinned at the start is still the one staged
-        size = self.copier.commit(copy.path, copy.ids, copy.progress.content_md5)
+    def _complete(self, copy: _FileCopy) -> None:
+        self._source_info(copy.progress, copy.url)  # the version pinned at the start is still the one staged
+        size = self.deps.copier.commit(copy.path, copy.ids, copy.progress.content_md5)
         if size != copy.progress.size:
             raise _Failed(copy.progress, f"copied {size} bytes, expected {copy.progress.size}")
-        self._finish(copy, size)
+        self._finish_file(copy, size)
+        self.active.remove(copy)
 
-    def _finish(self, copy: _FileCopy, size: int) -> None:
+    def _finish_file(self, copy: _FileCopy, size: int) -> None:
         self.progressed = True
         copy.progress.state = FileState.FINISHED
         copy.progress.bytes_copied = size
         self._save(copy.progress)
         copy.dirty = False
 
+    # -- checkpoints --
+
     def _save(self, progress: FileProgress) -> None:
         try:
-            self.store.replace_file(self.registration, progress)
+            self.deps.store.replace_file(self.registration, progress)
         except ConcurrentUpdate:
             raise _LeaseLost() from None
 
-    # -- the block pump --
+    def _checkpoint_if_due(self) -> None:
+        if self.clock() >= self.next_checkpoint:
+            self.checkpoint()
 
-    def run(self, files: list[FileProgress]) -> bool:
-        """Copy until done (True) or out of time (False). Raises _Failed, _LeaseLost or errors."""
-        todo = deque(p for p in files if p.state is not FileState.FINISHED)
-        active: list[_FileCopy] = []
-        futures: dict[Future[None], tuple[_FileCopy, int]] = {}
-        pool = ThreadPoolExecutor(self.policy.concurrency, thread_name_prefix="copy")
-        try:
-            while True:
-                # Every slice does some work, however small its budget, so that it always progresses.
-                while len(futures) < self.policy.concurrency and not (self.progressed and self.out_of_time()):
-                    copy = next((c for c in active if c.pending), None)
-                    if copy is None:
-                        if not todo:
-                            break
-                        copy = self.prepare(todo.popleft())
-                        if copy.progress.state is FileState.FINISHED:
-                            continue
-                        active.append(copy)
-                        if not copy.pending and copy.in_flight == 0:
-                            self.complete(copy)
-                            active.remove(copy)
-                        continue
-                    index = copy.pending.popleft()
-                    offset, length = copy.block_range(index)
-                    future = pool.submit(
-                        self.copier.stage_block, copy.path, copy.ids[index], copy.url, offset, length
-                    )
-                    futures[future] = (copy, index)
-                    copy.in_flight += 1
-                    self.progressed = True
-                if not futures:
-                    break
-                done, _ = wait(futures, timeout=1.0, return_when=FIRST_COMPLETED)
-                for future in done:
-                    copy, index = futures.pop(future)
-                    copy.in_flight -= 1
-                    self._block_done(future, copy, index)
-                    if not copy.pending and copy.in_flight == 0:
-                        self.complete(copy)
-                        active.remove(copy)
-                if self.clock() >= self.next_checkpoint:
-                    self.checkpoint(active)
-            self.checkpoint(active)
-            return not todo and not active
-        except BaseException:
-            for future in futures:
-                future.cancel()
-            raise
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
-
-    def _block_done(self, future: Future[None], copy: _FileCopy, index: int) -> None:
-        try:
-            future.result()
-        except SourceError as error:
-            if error.permanent:
-                raise _Failed(copy.progress, error.reason) from None
-            raise
-        copy.progress.bytes_copied += copy.block_range(index)[1]
-        copy.dirty = True
-
-    def checkpoint(self, active: list[_FileCopy]) -> None:
-        for copy in active:
+    def checkpoint(self) -> None:
+        for copy in self.active:
             if copy.dirty:
                 self._save(copy.progress)
                 copy.dirty = False
-        registration = self.registration
-        registration.last_progress_at = self.now()
-        registration.lease_until = registration.last_progress_at + timedelta(
-            seconds=self.policy.lease_seconds
-        )
+        self.registration.renew_lease(self.deps.now(), self.policy.lease_seconds)
         try:
-            write_worker_fields(self.store, registration, expected_lease=registration.lease_id)
+            lifecycle.save_held(self.deps.store, self.registration, lease=self.lease)
         except ConcurrentUpdate:
             raise _LeaseLost() from None
         self.next_checkpoint = self.clock() + self.policy.checkpoint_seconds
 
 
-def _prepare_files(store: RegistrationStore, registration: Registration) -> list[FileProgress]:
-    files = store.files(registration)
-    present = {f.index for f in files}
-    missing = [
-        FileProgress(index=i, target=target)
-        for i, target in enumerate(registration.file_names)
-        if i not in present
-    ]
-    if missing:
-        store.insert_files(registration, missing)
-        files = store.files(registration)
-    refresh = set(registration.refresh_files)
-    for progress in files:
-        # A restarted registration tries its failed files anew; an update copies its files anew.
-        if progress.state is FileState.FAILED or progress.target in refresh:
-            progress.state, progress.error, progress.source_etag = FileState.PENDING, "", ""
-            progress.bytes_copied, progress.size = 0, None
-            store.replace_file(registration, progress)
-    if refresh:
-        registration.refresh_files = []  # done: the next slice must not reset them again
-        write_worker_fields(store, registration, expected_lease=registration.lease_id)
-    return files
+# -- one job message --------------------------------------------------------------------------------
 
 
 def process_job(
     job: CopyJob,
+    deps: Dependencies,
     *,
-    store: RegistrationStore,
-    queue: JobQueue,
-    copier: BlobCopier,
-    sealer: Sealer,
-    policy: CopyPolicy,
-    now: Callable[[], datetime] = utcnow,
-    clock: Callable[[], float] = time.monotonic,
     redelivered: bool = False,
+    policy: CopyPolicy | None = None,
 ) -> Outcome:
-    """Work on one job message for at most the policy's time budget.
+    """Work on one job message for at most the policy's time budget (the settings', by default).
 
     `redelivered`: the queue delivered this message before (an earlier attempt died or failed).
     Transient failures are raised (after the lease is released) so that the message is retried.
     """
-    registration = store.get(job.owner, job.name, job.version)
-    if (
-        registration is None
-        or registration.registration_id != job.registration_id
-        or registration.state is not State.IN_PROGRESS
-    ):
+    registration = deps.store.get(job.owner, job.name, job.version)
+    if registration is None or registration.registration_id != job.registration_id or registration.gone:
         return Outcome.IGNORED
-    if registration.lease_id and registration.lease_until > now():
-        if redelivered:
-            # An earlier delivery of this very message died holding the lease (a first delivery
-            # is a duplicate, and its holder's own message comes back if the holder dies):
-            # come back when the lease lapses.
-            # One retry per held lease: redeliveries during the same lease collapse into it.
-            retry = dataclasses.replace(
-                job, purpose="retry", sequence=int(registration.lease_until.timestamp())
-            )
-            queue.send(retry, delay_seconds=(registration.lease_until - now()).total_seconds() + 1)
-        return Outcome.BUSY
-    if registration.lease_id:
-        # Taking over a lease that was never released: its holder died mid-slice.
-        registration.takeovers += 1
-        if registration.takeovers > MAX_TAKEOVERS:
-            _end(
-                registration,
-                store,
-                State.FAILED,
-                "Copy failed: the worker died repeatedly while copying",
-                now,
-            )
-            return Outcome.FAILED
-    free_lease = registration.lease_id
-    registration.lease_id = uuid.uuid4().hex
-    registration.lease_until = now() + timedelta(seconds=policy.lease_seconds)
-    registration.picked_up = True
-    registration.last_progress_at = now()
+    policy = policy or CopyPolicy.of(deps)
     try:
-        write_worker_fields(store, registration, expected_lease=free_lease)
+        lease = _take_lease(deps, registration, policy)
+    except LeaseHeld as held:
+        if redelivered:
+            _retry_when_lapsed(deps, job, held)
+        return Outcome.BUSY
     except ConcurrentUpdate:
         return Outcome.BUSY
-    try:
-        sources = sealer.unseal(registration.sealed, sealing_binding(registration))["model_files"]
-    except ValueError:
-        message = "Copy failed: the sources cannot be read (the sealing key changed?)"
-        _end(registration, store, State.FAILED, message, now)
+    if lease is None:
+        return Outcome.IGNORED
+    if registration.given_up:
+        lifecycle.fail(
+            deps, registration, "Copy failed: the worker died repeatedly while copying", lease=lease
+        )
         return Outcome.FAILED
-    work = _Slice(registration, sources, store=store, copier=copier, policy=policy, now=now, clock=clock)
+    return _work(deps, registration, lease, policy)
+
+
+def _take_lease(deps: Dependencies, registration: Registration, policy: CopyPolicy) -> str | None:
+    """The new lease id (None if the registration has nothing to copy); LeaseHeld, ConcurrentUpdate."""
+    previous = registration.lease_id
     try:
-        finished = work.run(_prepare_files(store, registration))
+        registration.take_lease(deps.now(), policy.lease_seconds)
+    except IllegalTransition:
+        return None
+    lifecycle.save_held(deps.store, registration, lease=previous)
+    return registration.lease_id
+
+
+def _retry_when_lapsed(deps: Dependencies, job: CopyJob, held: LeaseHeld) -> None:
+    """An earlier delivery of this very message died holding the lease (a first delivery is a
+    duplicate, and its holder's own message comes back if the holder dies): come back when the
+    lease lapses. One retry per held lease: redeliveries during the same lease collapse into it."""
+    retry = dataclasses.replace(job, purpose="retry", sequence=int(held.until.timestamp()))
+    deps.queue.send(retry, delay_seconds=(held.until - deps.now()).total_seconds() + 1)
+
+
+def _work(deps: Dependencies, registration: Registration, lease: str, policy: CopyPolicy) -> Outcome:
+    try:
+        sources = Sources.of(deps, registration, policy)
+    except Unavailable as unreadable:
+        lifecycle.fail(deps, registration, f"Copy failed: {unreadable}", lease=lease)
+        return Outcome.FAILED
+    work = Slice(deps, registration, sources, policy, deps.monotonic, lease)
+    try:
+        files = _file_rows(deps, registration, lease)
+        if not work.measure(files):
+            return _continue(deps, registration, lease, work)
+        work.check_quotas(files)
+        if not work.run(files):
+            return _continue(deps, registration, lease, work)
     except (_LeaseLost, ConcurrentUpdate):
-        _after_lost_lease(registration, store, copier)
+        _after_lost_lease(deps, registration)
         return Outcome.LOST
     except _Failed as failure:
-        failure.progress.state, failure.progress.error = FileState.FAILED, failure.reason
-        try:
-            store.replace_file(registration, failure.progress)
-        except ConcurrentUpdate:
-            return Outcome.LOST
-        _end(
-            registration,
-            store,
-            State.FAILED,
-            f"Copying '{failure.progress.target}' failed: {failure.reason}",
-            now,
-        )
-        log.warning("registration %s failed: %s", registration.key, failure)
-        return Outcome.FAILED
+        return _fail_file(deps, registration, lease, failure)
     except (SourceError, StorageUnavailable) as error:
-        _release(registration, store, now, last_error=str(error))
+        _release(deps, registration, lease, error=str(error))
         raise
     except Exception as error:
+        if _gone(deps, registration):  # deleted under us (its blocks too): nothing to retry
+            _after_lost_lease(deps, registration)
+            return Outcome.LOST
         # Anything unforeseen: give the lease back so that the retries (and in the end the
         # poison queue) see the failure, rather than a lease held by nobody.
-        _release(registration, store, now, last_error=f"unexpected error ({type(error).__name__})")
+        _release(deps, registration, lease, error=f"unexpected error ({type(error).__name__})")
         raise
-    if finished:
-        _finish(registration, store, sealer, now)
-        return Outcome.FINISHED
+    return _finish(deps, registration, lease)
+
+
+def _file_rows(deps: Dependencies, registration: Registration, lease: str) -> list[FileProgress]:
+    """This registration's file rows, created where missing; failed and updated files reset."""
+    files = deps.store.files(registration)
+    present = {f.index for f in files}
+    missing = [
+        FileProgress(index=i, target=t) for i, t in enumerate(registration.file_names) if i not in present
+    ]
+    if missing:
+        deps.store.insert_files(registration, missing)
+        files = deps.store.files(registration)
+    refresh = set(registration.refresh_files)
+    for progress in files:
+        # A restarted registration tries its failed files anew; an update copies its files anew.
+        if progress.state is FileState.FAILED or progress.target in refresh:
+            progress.reset()
+            deps.store.replace_file(registration, progress)
+    if refresh:
+        registration.refresh_files = []  # done: the next slice must not reset them again
+        lifecycle.save_held(deps.store, registration, lease=lease)
+    return files
+
+
+def _continue(deps: Dependencies, registration: Registration, lease: str, work: Slice) -> Outcome:
+    work.checkpoint()
     registration.slices += 1  # a fresh message id for each continuation, whatever came before
-    if not _release(registration, store, now):
+    if not _release(deps, registration, lease):
         return Outcome.LOST
     # If this send fails, the message is retried: nothing is lost.
-    queue.send(job_for(registration, "continue", registration.slices))
+    deps.queue.send(job_for(registration, "continue", registration.slices))
     return Outcome.CONTINUED
 
 
-# What the worker owns in a registration record; the owner's edits (visibility, description,
-# metainfo) land on other fields, so a PATCH during a copy merges instead of stopping it.
-_WORKER_FIELDS = (
-    "state", "message", "last_progress_at", "lease_id", "lease_until", "picked_up", "takeovers",
-    "last_error", "sealed", "finished_once", "slices", "refresh_files",
-)  # fmt: skip
+def _finish(deps: Dependencies, registration: Registration, lease: str) -> Outcome:
+    # The sources' SAS tokens are no longer needed: drop them, keep the other write-only values.
+    secrets = unseal(deps, registration)
+    secrets["model_files"] = {}
+    seal(deps, registration, secrets)
+    total = len(registration.file_names)
+    ended = lifecycle.finish(deps, registration, f"Registered {total} file{'s' * (total != 1)}", lease=lease)
+    if ended is None:
+        _after_lost_lease(deps, registration)
+        return Outcome.LOST
+    return Outcome.FINISHED
 
 
-def write_worker_fields(store: RegistrationStore, registration: Registration, *, expected_lease: str) -> None:
-    """Write the record (If-Match). If someone else wrote it meanwhile but the lease is still the
-    one expected, re-apply the worker's fields to the fresh record and try again; otherwise
-    ConcurrentUpdate (another worker has it, or it was deleted or registered anew)."""
-    for _ in range(3):
-        try:
-            store.replace(registration)
-            return
-        except ConcurrentUpdate:
-            fresh = store.get(registration.owner, registration.name, registration.version)
-            if (
-                fresh is None
-                or fresh.registration_id != registration.registration_id
-                or fresh.lease_id != expected_lease
-            ):
-                raise
-            for name in _WORKER_FIELDS:
-                setattr(fresh, name, getattr(registration, name))
-            fresh.updated_at = max(fresh.updated_at, registration.updated_at)
-            vars(registration).update(vars(fresh))  # the slice keeps working on this same object
-    raise ConcurrentUpdate()
+def _fail_file(deps: Dependencies, registration: Registration, lease: str, failure: _Failed) -> Outcome:
+    failure.progress.fail(failure.reason)
+    try:
+        deps.store.replace_file(registration, failure.progress)
+    except ConcurrentUpdate:
+        return Outcome.LOST
+    message = f"Copying '{failure.progress.target}' failed: {failure.reason}"
+    lifecycle.fail(deps, registration, message, lease=lease)
+    return Outcome.FAILED
 
 
-def _after_lost_lease(registration: Registration, store: RegistrationStore, copier: BlobCopier) -> None:
-    """Another worker took over, or the model was deleted under us. In the second case a file this
-    slice committed after the delete would be left behind: remove what is under its path."""
-    if store.get(registration.owner, registration.name, registration.version) is None:
-        removed = copier.delete_prefix(registration.blob_path(""))
+def _gone(deps: Dependencies, registration: Registration) -> bool:
+    """The registration was deleted (or is being deleted, or was registered anew)."""
+    current = deps.store.get(registration.owner, registration.name, registration.version)
+    return current is None or current.registration_id != registration.registration_id or current.gone
+
+
+def _after_lost_lease(deps: Dependencies, registration: Registration) -> None:
+    """Another worker took over, or the model was deleted (or registered anew) under us. In the
+    second case a file this slice committed after the delete would be left behind: its blobs are
+    this registration's alone (their path names its id), so remove them."""
+    if _gone(deps, registration):
+        removed = deps.files.delete_prefix(registration.blob_prefix)
         log.warning(
             "%s was deleted during its copy; removed %d blob(s) left behind", registration.key, removed
         )
@@ -452,74 +555,24 @@ def _after_lost_lease(registration: Registration, store: RegistrationStore, copi
         log.warning("lost the lease on %s to another worker; stopping", registration.key)
 
 
-def _release(
-    registration: Registration, store: RegistrationStore, now: Callable[[], datetime], last_error: str = ""
-) -> bool:
-    held = registration.lease_id
-    registration.lease_id = ""
-    registration.lease_until = EPOCH
-    registration.takeovers = 0
-    registration.last_progress_at = now()
-    if last_error:
-        registration.last_error = last_error
+def _release(deps: Dependencies, registration: Registration, lease: str, *, error: str = "") -> bool:
+    registration.release_lease(deps.now(), error=error)
     try:
-        write_worker_fields(store, registration, expected_lease=held)
+        lifecycle.save_held(deps.store, registration, lease=lease)
     except (ConcurrentUpdate, StorageUnavailable):
         return False
     return True
 
 
-def _end(
-    registration: Registration,
-    store: RegistrationStore,
-    state: State,
-    message: str,
-    now: Callable[[], datetime],
-) -> bool:
-    registration.state = state
-    registration.message = message
-    registration.updated_at = now()
-    if not _release(registration, store, now):
-        log.warning("could not record the end of %s; a later message will redo it", registration.key)
-        return False
-    refresh_listing(store, registration)  # after the record: lists follow it
-    return True
-
-
-def _finish(
-    registration: Registration, store: RegistrationStore, sealer: Sealer, now: Callable[[], datetime]
-) -> None:
-    # The sources' SAS tokens are no longer needed: drop them, keep the other write-only values.
-    secrets = sealer.unseal(registration.sealed, sealing_binding(registration))
-    secrets["model_files"] = {}
-    registration.sealed = sealer.seal(secrets, sealing_binding(registration))
-    registration.finished_once = True
-    total = len(registration.file_names)
-    _end(registration, store, State.FINISHED, f"Registered {total} file{'s' * (total != 1)}", now)
-    log.info("registration %s finished", registration.key)
-
-
-def fail_poisoned(
-    message: str | bytes, *, store: RegistrationStore, now: Callable[[], datetime] = utcnow
-) -> bool:
+def fail_poisoned(message: str | bytes, deps: Dependencies) -> bool:
     """A job that kept failing reached the poison queue: its registration reads Failed."""
     job = CopyJob.from_json(message)
-    for _ in range(3):
-        registration = store.get(job.owner, job.name, job.version)
-        if (
-            registration is None
-            or registration.registration_id != job.registration_id
-            or registration.state is not State.IN_PROGRESS
-            or (registration.lease_id and registration.lease_until > now())
-        ):
-            return False  # gone, ended, or another message's worker is making progress
-        reason = registration.last_error or "unknown error"
-        registration.state = State.FAILED
-        registration.message = f"Copy failed after repeated attempts: {reason}"
-        registration.updated_at = now()
-        try:
-            store.replace(registration)
-            return True
-        except ConcurrentUpdate:
-            continue
-    return False
+    registration = deps.store.get(job.owner, job.name, job.version)
+    if registration is None or registration.registration_id != job.registration_id:
+        return False
+    now = deps.now()
+
+    def ending(r: Registration) -> None:
+        r.fail(now, f"Copy failed after repeated attempts: {r.last_error or 'unknown error'}")
+
+    return lifecycle.conclude(deps, registration, ending, lease=None) is not None

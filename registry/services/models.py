@@ -1,59 +1,57 @@
 """Find, read, update, delete and clone models, with visibility enforced in one place.
 
-A private model exists only for its owner: for everyone else every function here answers exactly
-as for a model that does not exist (None / NotVisible).
+A private model exists only for its owner, and a deleted one (a tombstone) for nobody: for
+everyone else every function here answers exactly as for a model that does not exist (NotVisible).
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import heapq
-import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from registry.identity import Principal
-from registry.ports import JobQueue, ModelFiles, RegistrationStore
-from registry.records import (
+from registry.domain.errors import (
     ConcurrentUpdate,
-    FileProgress,
-    ModelFilter,
-    ModelSummary,
-    Registration,
-    State,
+    IllegalTransition,
+    NotFound,
+    RecordTooLarge,
     StorageUnavailable,
-    sort_key,
-    utcnow,
 )
-from registry.sealing import Sealer
+from registry.domain.listing import ModelFilter, ModelSummary, sort_key
+from registry.domain.model import FileProgress, Registration
+from registry.identity import Principal
+from registry.sealing import SealedUnreadable
+from registry.services import deletion
 from registry.services.catalog import refresh_listing, unlist
+from registry.services.dependencies import Dependencies
 from registry.services.registration import (
     Conflict,
+    Secrets,
+    TooLarge,
     Unavailable,
+    digest_input,
     job_for,
     new_registration,
     public_document,
     record_new,
     request_context,
-    sealing_binding,
-    secrets_of,
+    seal,
+    unseal,
 )
-from registry.settings import Settings
+from registry.sources import redact_url
 from registry.validation import (
     CloneRequest,
     FieldError,
     InvalidRequest,
-    RegistrationRequest,
     RequestContext,
     UpdateRequest,
     parse_registration,
     parse_with,
-    redact_url,
+    safe_key,
     validate_identifiers,
 )
 
@@ -62,7 +60,6 @@ log = logging.getLogger(__name__)
 DEFAULT_PAGE = 100
 MAX_PAGE = 1000
 MAX_INDEX_BYTES = 1024 * 1024
-CLONE_SOURCE_TTL = timedelta(days=2)  # the parent's files must stay readable for the whole copy
 
 
 class NotVisible(Exception):
@@ -75,21 +72,21 @@ def _storage() -> Iterator[None]:
         yield
     except StorageUnavailable as error:
         raise Unavailable("the registry's storage is unavailable; retry later") from error
+    except RecordTooLarge as error:
+        raise TooLarge(f"the change is too large to store: {error}") from None
 
 
-def find_visible(
-    store: RegistrationStore, caller: Principal, name: str, version: str, owner: str
-) -> Registration:
+def find_visible(deps: Dependencies, caller: Principal, name: str, version: str, owner: str) -> Registration:
     validate_identifiers(name=name, version=version, owner=owner)
     with _storage():
-        registration = store.get(owner, name, version)
+        registration = deps.store.get(owner, name, version)
     if registration is None or not registration.visible_to(caller.id):
         raise NotVisible()
     return registration
 
 
-def find_own(store: RegistrationStore, caller: Principal, name: str, version: str) -> Registration:
-    return find_visible(store, caller, name, version, caller.id)
+def find_own(deps: Dependencies, caller: Principal, name: str, version: str) -> Registration:
+    return find_visible(deps, caller, name, version, caller.id)
 
 
 # -- listing ------------------------------------------------------------------------------------
@@ -101,44 +98,44 @@ class Page:
     continuation: str | None
 
 
-def _filters_digest(filters: ModelFilter) -> str:
-    return hashlib.sha256(repr(filters).encode()).hexdigest()[:16]
+def _filters_key(filters: ModelFilter) -> list[Any]:
+    return [None if v is None else str(v) for v in vars(filters).values()]
 
 
-def _encode_token(own_after: str, public_after: str, filters: ModelFilter) -> str:
-    raw = json.dumps({"o": own_after, "p": public_after, "f": _filters_digest(filters)})
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+def _encode_token(
+    deps: Dependencies, caller: Principal, own_after: str, public_after: str, filters: ModelFilter
+) -> str:
+    # Sealed and bound to the caller: opaque (it holds the caller's last private key seen) and
+    # tamper-evident (an altered token is refused, never read as another position).
+    return deps.sealer.seal_token({"o": own_after, "p": public_after, "f": _filters_key(filters)}, caller.id)
 
 
-def _decode_token(token: str, filters: ModelFilter) -> tuple[str, str]:
+def _decode_token(deps: Dependencies, caller: Principal, token: str, filters: ModelFilter) -> tuple[str, str]:
     try:
-        data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-        own_after, public_after, digest = str(data["o"]), str(data["p"]), str(data["f"])
-    except (ValueError, KeyError, TypeError):
-        raise InvalidRequest([FieldError("continuation", "is not a token this API issued")]) from None
-    if digest != _filters_digest(filters):
+        data = deps.sealer.open_token(token, caller.id)
+        own_after, public_after, key = str(data["o"]), str(data["p"]), data["f"]
+    except (SealedUnreadable, KeyError, TypeError):
+        raise InvalidRequest([FieldError("continuation", "is not a token this API issued to you")]) from None
+    if key != _filters_key(filters):
         raise InvalidRequest([FieldError("continuation", "was issued for other filters")])
     return own_after, public_after
 
 
 def list_models(
-    store: RegistrationStore, caller: Principal, filters: ModelFilter, limit: int, continuation: str | None
+    deps: Dependencies, caller: Principal, filters: ModelFilter, limit: int, continuation: str | None
 ) -> Page:
     """Every public model that finished once plus all the caller's own, in (name, version, owner)
     order, one page at a time. The token holds the last key seen in each of the two sources, so
     a page costs what the page holds, and models inserted meanwhile never shift what follows."""
     if not 1 <= limit <= MAX_PAGE:
         raise InvalidRequest([FieldError("limit", f"must be between 1 and {MAX_PAGE}")])
-    own_after, public_after = _decode_token(continuation, filters) if continuation else ("", "")
+    own_after, public_after = _decode_token(deps, caller, continuation, filters) if continuation else ("", "")
     streams: list[Iterator[ModelSummary]] = []
     if filters.owner in (None, caller.id):
-        streams.append(store.own_models(caller.id, own_after, filters))
+        streams.append(deps.store.own_models(caller.id, own_after, filters))
     if filters.owner != caller.id:
-        streams.append(store.public_models(public_after, filters, exclude_owner=caller.id))
+        streams.append(deps.store.public_models(public_after, filters, exclude_owner=caller.id))
     merged = heapq.merge(*streams, key=lambda summary: summary.sort_key)
-    if filters.language is not None:
-        wanted = filters.language.lower()
-        merged = (m for m in merged if wanted in m.languages)
     models: list[ModelSummary] = []
     more = False
     with _storage():
@@ -151,33 +148,34 @@ def list_models(
                 own_after = sort_key(summary.name, summary.version)
             else:
                 public_after = summary.sort_key
-    return Page(models, _encode_token(own_after, public_after, filters) if more else None)
+    token = _encode_token(deps, caller, own_after, public_after, filters) if more else None
+    return Page(models, token)
 
 
 # -- reading ------------------------------------------------------------------------------------
 
 
-def files_of(store: RegistrationStore, registration: Registration) -> list[FileProgress]:
+def files_of(deps: Dependencies, registration: Registration) -> list[FileProgress]:
     with _storage():
-        progress = {p.target: p for p in store.files(registration)}
+        progress = {p.target: p for p in deps.store.files(registration)}
     return [progress.get(name) or FileProgress(index=-1, target=name) for name in registration.file_names]
 
 
-def index_page(files: ModelFiles, registration: Registration) -> bytes | None:
+def index_page(deps: Dependencies, registration: Registration) -> bytes | None:
     """The model's index page, or None while it has none to show."""
-    target = registration.document.get("model_metainfo", {}).get("index_page_file")
+    target = registration.metainfo.get("index_page_file")
     if not target:
         return None
     with _storage():
-        return files.read(registration.blob_path(target), MAX_INDEX_BYTES)
+        return deps.files.read(registration.blob_path(target), MAX_INDEX_BYTES)
 
 
-def file_url(files: ModelFiles, registration: Registration, path: str, ttl: timedelta) -> str:
+def file_url(deps: Dependencies, registration: Registration, path: str, ttl: timedelta) -> str:
     """A short-lived read-only URL of one registered file (the previous version during an update)."""
     with _storage():
-        if path not in registration.file_names or not files.exists(registration.blob_path(path)):
+        if path not in registration.file_names or deps.files.stat(registration.blob_path(path)) is None:
             raise NotVisible()
-        return files.read_url(registration.blob_path(path), ttl)
+        return deps.files.read_url(registration.blob_path(path), ttl)
 
 
 # -- changing -----------------------------------------------------------------------------------
@@ -187,163 +185,173 @@ def _change_record(caller: Principal, at: datetime, changes: dict[str, Any]) -> 
     return {"by": caller.id, "by_name": caller.name, "at": at.isoformat(), "changes": changes}
 
 
-def update_model(
-    *,
-    body: Any,
-    name: str,
-    version: str,
-    caller: Principal,
-    store: RegistrationStore,
-    queue: JobQueue,
-    sealer: Sealer,
-    settings: Settings,
-    now: Callable[[], datetime] = utcnow,
-) -> Registration:
+@dataclass(frozen=True)
+class _Update:
+    config: dict[str, Any]
+    metainfo: dict[str, Any]
+    files: dict[str, str]
+
+
+def _parse_update(
+    deps: Dependencies, caller: Principal, registration: Registration, body: Any
+) -> tuple[_Update, RequestContext]:
+    context = request_context(
+        registration.name, registration.version, caller, deps.settings, frozenset(registration.file_names)
+    )
+    update = parse_with(UpdateRequest, body, context)
+    config = update.config.model_dump(exclude_unset=True) if update.config else {}
+    config = {key: value for key, value in config.items() if value is not None}
+    metainfo = update.model_metainfo.changes() if update.model_metainfo else {}
+    parsed = _Update(config, metainfo, update.model_files or {})
+    if not (parsed.config or parsed.metainfo or parsed.files):
+        raise InvalidRequest(
+            [FieldError("body", "nothing to change: give model_config, model_metainfo or model_files")]
+        )
+    if len({*registration.file_names, *parsed.files}) > deps.settings.quotas.max_files:
+        raise InvalidRequest(
+            [FieldError("model_files", f"a model has at most {deps.settings.quotas.max_files} files")]
+        )
+    return parsed, context
+
+
+def update_model(deps: Dependencies, caller: Principal, name: str, version: str, body: Any) -> Registration:
     """Apply a PATCH to the caller's own model; raises NotVisible, InvalidRequest, Conflict, Unavailable.
 
     A worker checkpointing the same record meanwhile is not a conflict: the change is re-applied
     to the fresh record (up to a few times).
     """
-    registration = find_own(store, caller, name, version)
-    context = request_context(name, version, caller, settings, frozenset(registration.file_names))
-    update: UpdateRequest = parse_with(UpdateRequest, body, context)
-    config = update.config.model_dump(exclude_unset=True) if update.config else {}
-    config = {key: value for key, value in config.items() if value is not None}
-    metainfo = update.model_metainfo or {}
-    files = update.model_files or {}
-    if not (config or metainfo or files):
-        raise InvalidRequest(
-            [FieldError("body", "nothing to change: give model_config, model_metainfo or model_files")]
-        )
+    registration = find_own(deps, caller, name, version)
+    update, context = _parse_update(deps, caller, registration, body)
     for _ in range(3):
-        changes = _apply_update(registration, config, metainfo, files, context)
+        changes = _apply_update(registration, update, context)
         if not changes:
             return registration
-        if files:
-            if registration.state is State.IN_PROGRESS:
-                raise Conflict("the model's files are being copied; update its files once that is done")
-            _stage_new_files(registration, files, sealer=sealer)
-        registration.updated_at = now()
+        if update.files:
+            _stage_new_files(deps, registration, update.files)
+        registration.updated_at = deps.now()
         registration.last_change = change = _change_record(caller, registration.updated_at, changes)
         try:
-            _save_update(
-                registration, change, store, becomes_private="private" in changes and registration.private
-            )
+            _save_update(deps, registration, change)
             break
         except ConcurrentUpdate:
-            registration = find_own(store, caller, name, version)
+            registration = find_own(deps, caller, name, version)
     else:
         raise Conflict("the model kept changing while it was being updated; retry")
-    if files:
+    if update.files:
         try:
-            queue.send(job_for(registration, "update", int(registration.updated_at.timestamp())))
+            deps.queue.send(job_for(registration, "update", int(registration.updated_at.timestamp())))
         except StorageUnavailable:  # the sweep picks it up: the update is recorded
             log.warning("could not enqueue the update of %s; the sweep will", registration.key)
     return registration
 
 
-def _apply_update(
-    registration: Registration,
-    config: dict[str, Any],
-    metainfo: dict[str, Any],
-    files: dict[str, str],
-    context: RequestContext,
-) -> dict[str, Any]:
+def _apply_update(registration: Registration, update: _Update, context: RequestContext) -> dict[str, Any]:
     """Change the record in memory; returns what changed (empty if nothing would)."""
     changes: dict[str, Any] = {}
     document = registration.document
+    config = update.config
     if "description" in config and config["description"] != registration.description:
         changes["description"] = {"from": registration.description, "to": config["description"]}
         registration.description = document["model_config"]["description"] = config["description"]
     if "private" in config and config["private"] != registration.private:
         changes["private"] = {"from": registration.private, "to": config["private"]}
         registration.private = document["model_config"]["private"] = config["private"]
-    if metainfo:
+    if update.metainfo:
         current = document.get("model_metainfo", {})
-        merged = {**current, **metainfo}
+        merged = {**current, **update.metainfo}
         # Validated as at registration, knowing the files this PATCH adds.
         checked = parse_registration(
-            {"model_config": document["model_config"], "model_files": files, "model_metainfo": merged},
+            {"model_config": document["model_config"], "model_files": update.files, "model_metainfo": merged},
             context,
         ).model_metainfo.model_dump(mode="json", exclude_none=True)
         changed = sorted(key for key in set(checked) | set(current) if checked.get(key) != current.get(key))
         if changed:
             document["model_metainfo"] = checked
             changes["model_metainfo"] = changed
-    if files:
-        changes["model_files"] = sorted(files)
+    if update.files:
+        changes["model_files"] = sorted(update.files)
     return changes
 
 
-def _save_update(
-    registration: Registration, change: dict[str, Any], store: RegistrationStore, *, becomes_private: bool
-) -> None:
+def _save_update(deps: Dependencies, registration: Registration, change: dict[str, Any]) -> None:
     with _storage():
-        if becomes_private:  # off the list before and after: never listed while private
-            unlist(store, registration)
-        store.replace(registration)
-        store.record_change(registration, change)
-        if becomes_private:
-            unlist(store, registration)
+        deps.store.replace(registration)
+        deps.store.record_change(registration, change)
+        # After the record: a model made private is unlisted; otherwise the list shows the change.
+        if registration.listed_publicly:
+            refresh_listing(deps.store, registration)
         else:
-            refresh_listing(store, registration)
+            unlist(deps.store, registration)
 
 
-def _stage_new_files(registration: Registration, sources: dict[str, str], *, sealer: Sealer) -> None:
+def _stage_new_files(deps: Dependencies, registration: Registration, sources: dict[str, str]) -> None:
     """Record new sources; the worker copies them while the current files stay served."""
-    secrets = sealer.unseal(registration.sealed, sealing_binding(registration))
+    try:
+        registration.replace_files(deps.now(), sorted(sources))
+    except IllegalTransition as refused:
+        raise Conflict(str(refused)) from None
+    secrets = unseal(deps, registration)
     # Files that failed before are retried with the new ones: keep their sources too.
     secrets["model_files"] = {**secrets.get("model_files", {}), **sources}
-    registration.sealed = sealer.seal(secrets, sealing_binding(registration))
+    for target in sources:
+        (secrets.get("inherited") or {}).pop(target, None)  # a clone's file replaced by its owner
+    seal(deps, registration, secrets)
     for target, url in sources.items():
         registration.document["model_files"][target] = redact_url(url)
-        if target not in registration.file_names:
-            registration.file_names.append(target)  # appended: file progress is keyed by position
-    # The worker re-copies these (and resets their progress first): recorded in the same write
-    # as everything else, so an update is either recorded whole or not at all.
-    registration.refresh_files = sorted({*registration.refresh_files, *sources})
-    registration.state = State.IN_PROGRESS
-    registration.message = f"Updating {len(sources)} file{'s' * (len(sources) != 1)}"
-    registration.picked_up = False
 
 
-def delete_model(
-    *, name: str, version: str, caller: Principal, store: RegistrationStore, files: ModelFiles
-) -> None:
-    """Remove the caller's model: its listing, records and blobs. A copy in flight stops at its
-    next checkpoint (its record is gone) and a later job message for it does nothing."""
-    registration = find_own(store, caller, name, version)
+def delete_model(deps: Dependencies, caller: Principal, name: str, version: str) -> None:
+    """Remove the caller's model: a tombstone first (the model is gone for the API and a copy in
+    flight stops), then its listing, file rows and blobs, then the record. If that stops half-way,
+    a retried DELETE (or the sweep) finishes it."""
+    validate_identifiers(name=name, version=version)
     with _storage():
-        for _ in range(5):  # a worker checkpointing the record meanwhile is no reason to give up
-            try:
-                store.forget(registration)
-                break
-            except ConcurrentUpdate:
-                registration = find_own(store, caller, name, version)
-        else:
-            raise Conflict("the model kept changing while it was being deleted; retry")
-        files.delete_prefix(registration.blob_path(""))
+        registration = deps.store.get(caller.id, name, version)
+        if registration is None:
+            raise NotVisible()
+        try:
+            registration = deletion.tombstone(deps, registration)
+        except NotFound:
+            raise NotVisible() from None
+        except ConcurrentUpdate:
+            raise Conflict("the model kept changing while it was being deleted; retry") from None
+        deletion.finish_deletion(deps, registration)
 
 
-def clone_model(
-    *,
-    body: Any,
-    name: str,
-    version: str,
-    caller: Principal,
-    store: RegistrationStore,
-    queue: JobQueue,
-    files: ModelFiles,
-    sealer: Sealer,
-    settings: Settings,
-    now: Callable[[], datetime] = utcnow,
-) -> Registration:
+# -- cloning ------------------------------------------------------------------------------------
+
+
+def _merged_config(parent: Registration, clone: CloneRequest) -> dict[str, Any]:
+    overrides = (
+        clone.model_config_overrides.model_dump(mode="json", exclude_unset=True)
+        if clone.model_config_overrides
+        else {}
+    )
+    config = {**parent.document.get("model_config", {}), **overrides}
+    if "private" not in overrides:
+        config["private"] = True  # a new model is private until its owner says otherwise
+    return config  # the parent's registry password is not in its document: never inherited
+
+
+def _pins(deps: Dependencies, parent: Registration, inherited: list[str]) -> dict[str, dict[str, Any]]:
+    """The exact blob of each inherited file, as it is now: the clone copies that or nothing."""
+    pins: dict[str, dict[str, Any]] = {}
+    with _storage():
+        for target in inherited:
+            path = parent.blob_path(target)
+            info = deps.files.stat(path)
+            if info is None:
+                raise Conflict(f"the parent's file {safe_key(target)!r} is not available yet; retry later")
+            pins[target] = {"path": path, "etag": info.etag, "size": info.size}
+    return pins
+
+
+def clone_model(deps: Dependencies, caller: Principal, name: str, version: str, body: Any) -> Registration:
     """A new model of the caller's, copied server-side from the registry's own copy of a parent."""
     validate_identifiers(name=name, version=version)
-    base = request_context(name, version, caller, settings)
-    clone: CloneRequest = parse_with(CloneRequest, body, base)
+    clone = parse_with(CloneRequest, body, request_context(name, version, caller, deps.settings))
     try:
-        parent = find_visible(store, caller, name, clone.parent_version, clone.parent_owner)
+        parent = find_visible(deps, caller, name, clone.parent_version, clone.parent_owner)
     except (NotVisible, InvalidRequest):
         raise NotVisible() from None
     if not parent.finished_once:
@@ -351,72 +359,38 @@ def clone_model(
     ignored = set(clone.ignore_files or ())
     unknown = sorted(ignored - set(parent.file_names))
     if unknown:
-        raise InvalidRequest([FieldError("ignore_files", f"not files of the parent: {', '.join(unknown)}")])
-    inherited = [f for f in parent.file_names if f not in ignored and f not in (clone.model_files or {})]
-    config = {**parent.document["model_config"], **(clone.model_config_overrides or {})}
-    config.setdefault("private", True)
-    if "private" not in (clone.model_config_overrides or {}):
-        config["private"] = True  # a new model is private until its owner says otherwise
-    for section in ("inference_properties", "training_properties"):
-        registry = config.get(section, {}).get("docker_registry")
-        if registry is not None and "password" not in registry:
-            registry.pop("password", None)
+        shown = ", ".join(safe_key(u) for u in unknown[:5])
+        raise InvalidRequest([FieldError("ignore_files", f"not files of the parent: {shown}")])
+    added = dict(clone.model_files or {})
+    inherited = [f for f in parent.file_names if f not in ignored and f not in added]
     merged_body: dict[str, Any] = {
-        "model_config": config,
-        "model_files": dict(clone.model_files or {}),
-        "model_metainfo": {**parent.document["model_metainfo"], **(clone.model_metainfo or {})},
+        "model_config": _merged_config(parent, clone),
+        "model_files": added,
+        "model_metainfo": {**parent.metainfo, **(clone.model_metainfo.changes() if clone.model_metainfo else {})},
     }
     if clone.private_packages:
         merged_body["private_packages"] = clone.private_packages
-    request: RegistrationRequest = parse_registration(
-        merged_body, request_context(name, version, caller, settings, frozenset(inherited))
+    request = parse_registration(
+        merged_body, request_context(name, version, caller, deps.settings, frozenset(inherited))
     )
-    digest = sealer.digest({"clone": clone.model_dump(mode="json", by_alias=True)})
-    registration = new_registration(
-        request, name=name, version=version, caller=caller, digest=digest, now=now()
-    )
+    registration, _ = new_registration(request, name=name, version=version, caller=caller, deps=deps)
     registration.parent = {"name": parent.name, "version": parent.version, "owner": parent.owner}
-    with _storage():
-        sources = {f: files.read_url(parent.blob_path(f), CLONE_SOURCE_TTL) for f in inherited}
-    sources |= request.model_files
-    registration.file_names = sorted(sources)
+    registration.file_names = sorted({*inherited, *added})
     registration.document = public_document(request)
     registration.document["model_files"] = {
-        f: (parent.document["model_files"].get(f, "") if f in inherited else redact_url(sources[f]))
+        f: (parent.document["model_files"].get(f, "") if f in inherited else redact_url(added[f]))
         for f in registration.file_names
     }
-    secrets = secrets_of(request)
-    secrets["model_files"] = sources
-    registration.sealed = sealer.seal(secrets, sealing_binding(registration))
-    return record_new(registration, store=store, queue=queue, settings=settings, now=now)
-
-
-def model_view(registration: Registration, progress: list[FileProgress]) -> dict[str, Any]:
-    """GET /model/{name}/{version}/{owner}: what a reader sees (never a secret)."""
-    return {
-        "name": registration.name,
-        "version": registration.version,
-        "owner": registration.owner,
-        "owner_name": registration.owner_name,
-        "organization": None,
-        "type": registration.model_type,
-        "description": registration.description,
-        "private": registration.private,
-        "state": registration.state.value,
-        "message": registration.message,
-        "parent_model": registration.parent,
-        "model_config": registration.document.get("model_config", {}),
-        "model_metainfo": registration.document.get("model_metainfo", {}),
-        "files": [
-            {
-                "name": p.target,
-                "size": p.size,
-                "content_md5": p.content_md5 or None,
-                "state": p.state.value,
-            }
-            for p in progress
-        ],
-        "created_at": registration.created_at.isoformat(),
-        "updated_at": registration.updated_at.isoformat(),
-        "last_change": registration.last_change,
-    }
+    replay_key = digest_input({"clone": True, **clone.model_dump(mode="json", by_alias=True)})
+    secrets = Secrets.of(request, replay_key)
+    secrets = Secrets(
+        secrets.model_files,
+        secrets.private_packages,
+        secrets.docker_passwords,
+        replay_key,
+        inherited=_pins(deps, parent, inherited),
+        parent_registration_id=parent.registration_id,
+    )
+    registration.body_digest = deps.sealer.digest(replay_key)
+    seal(deps, registration, secrets.as_dict())
+    return record_new(deps, registration, replay_key)

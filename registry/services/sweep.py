@@ -1,42 +1,44 @@
-"""Re-enqueue registrations that made no progress for too long (a lost message, a dead worker)."""
+"""Upkeep on a timer: re-enqueue registrations that went quiet (a lost message, a dead worker),
+and finish deletes that stopped half-way."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 
-from registry.ports import JobQueue, RegistrationStore
-from registry.records import ConcurrentUpdate, StorageUnavailable, utcnow
+from registry.domain.errors import ConcurrentUpdate, StorageUnavailable
+from registry.domain.vocabulary import State
+from registry.services.deletion import finish_pending_deletions
+from registry.services.dependencies import Dependencies
 from registry.services.registration import job_for
 
 log = logging.getLogger(__name__)
 
 
-def requeue_stale(
-    *,
-    store: RegistrationStore,
-    queue: JobQueue,
-    stale_after_seconds: float,
-    now: Callable[[], datetime] = utcnow,
-) -> int:
+def requeue_stale(deps: Dependencies) -> int:
     """Enqueue a job for each quiet InProgress registration; returns how many were enqueued."""
-    current = now()
+    current = deps.now()
     requeued = 0
-    for registration in store.stale_in_progress(current - timedelta(seconds=stale_after_seconds)):
-        if registration.lease_id and registration.lease_until > current:
+    quiet_since = current - timedelta(seconds=deps.settings.stale_after_seconds)
+    for registration in deps.store.in_state(State.IN_PROGRESS, quiet_since):
+        if registration.lease_live(current):
             continue
         # Touching it first (If-Match) makes sure that two sweeps never both requeue it.
-        registration.last_progress_at = current
+        registration.touch(current)
         try:
-            store.replace(registration)
+            deps.store.replace(registration)
         except ConcurrentUpdate:
             continue
         try:
-            queue.send(job_for(registration, "requeue", int(current.timestamp())))
+            deps.queue.send(job_for(registration, "requeue", int(current.timestamp())))
         except StorageUnavailable:
             log.warning("could not requeue %s; the next sweep tries again", registration.key)
             continue
         requeued += 1
         log.warning("requeued quiet registration %s", registration.key)
     return requeued
+
+
+def sweep(deps: Dependencies) -> tuple[int, int]:
+    """One round of upkeep: (registrations requeued, deletes finished)."""
+    return requeue_stale(deps), finish_pending_deletions(deps)

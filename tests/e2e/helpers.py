@@ -9,7 +9,8 @@ from typing import Any
 
 import httpx
 
-from registry.records import Registration, State, utcnow
+from registry.domain.model import Registration, utcnow
+from registry.domain.vocabulary import State
 from tests.conftest import Sources
 
 MIB = 1024 * 1024

@@ -18,7 +18,8 @@ import pytest
 from azure.storage.blob import ContainerClient
 from azure.storage.queue import QueueClient
 
-from registry.bootstrap import Dependencies, build
+from registry.bootstrap import build
+from registry.services.dependencies import Dependencies
 from registry.settings import JOBS_QUEUE, load_settings
 from tests.conftest import Sources
 from tests.e2e.conftest import REPO, LocalHost

@@ -23,8 +23,9 @@ import pytest
 from azure.storage.blob import BlobServiceClient, ContainerClient
 
 from devhost.azurite import OWNER_ACCOUNT, Azurite
-from registry.bootstrap import Dependencies, build
-from registry.records import Registration
+from registry.bootstrap import build
+from registry.domain.model import Registration
+from registry.services.dependencies import Dependencies
 from registry.settings import load_settings
 from tests.conftest import Sources, unique
 from tests.e2e.conftest import LocalHost

@@ -9,7 +9,8 @@ import os
 import pytest
 
 from devhost.azurite import Azurite
-from registry.bootstrap import Dependencies, build
+from registry.bootstrap import build
+from registry.services.dependencies import Dependencies
 from registry.settings import load_settings
 from tests.conftest import unique
 

@@ -11,11 +11,14 @@ from typing import Any
 
 import pytest
 
-from registry.bootstrap import Dependencies
+from registry.domain.errors import SourceError
+from registry.domain.jobs import CopyJob
+from registry.domain.model import Registration, utcnow
+from registry.domain.vocabulary import State
 from registry.identity import Principal
 from registry.ports import BlobCopier
-from registry.records import CopyJob, Registration, SourceError, State, utcnow
 from registry.services.copying import CopyPolicy, Outcome, fail_poisoned, process_job
+from registry.services.dependencies import Dependencies
 from registry.services.registration import job_for, register, sealing_binding
 from tests.conftest import Sources
 

@@ -9,18 +9,11 @@ from datetime import timedelta
 import pytest
 from azure.storage.queue import QueueClient
 
-from registry.bootstrap import Dependencies
-from registry.records import (
-    AlreadyExists,
-    ConcurrentUpdate,
-    CopyJob,
-    FileProgress,
-    FileState,
-    Registration,
-    SourceError,
-    State,
-    utcnow,
-)
+from registry.domain.errors import AlreadyExists, ConcurrentUpdate, SourceError
+from registry.domain.jobs import CopyJob
+from registry.domain.model import FileProgress, Registration, utcnow
+from registry.domain.vocabulary import FileState, State
+from registry.services.dependencies import Dependencies
 from tests.conftest import Sources
 
 pytestmark = pytest.mark.integration

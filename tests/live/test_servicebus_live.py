@@ -23,8 +23,8 @@ import pytest
 from azure.servicebus import ServiceBusClient, ServiceBusReceivedMessage
 
 from registry.adapters.servicebus import ServiceBusJobQueue
-from registry.records import JOB_SCHEMA, CopyJob, Job, RegisterJob, parse_job
-from tests.fakes import registration_body
+from registry.domain.jobs import JOB_SCHEMA, CopyJob, Job, RegisterJob, parse_job
+from tests.builders import registration_body
 
 CONNECTION = os.environ.get("SERVICEBUS_CONNECTION_STRING", "")
 NAMESPACE = os.environ.get("SERVICEBUS_FULLY_QUALIFIED_NAMESPACE", "")

@@ -15,23 +15,18 @@ from typing import Any
 import pytest
 
 from registry import bulk
-from registry.bootstrap import Dependencies
+from registry.domain.jobs import CopyJob, Job, RegisterJob, parse_job
+from registry.domain.model import INVALID_REGISTRATION
+from registry.domain.vocabulary import State
 from registry.identity import Principal
-from registry.records import INVALID_REGISTRATION, CopyJob, Job, RegisterJob, State, parse_job
 from registry.sealing import Sealer
 from registry.services.copying import CopyPolicy, Outcome, process_job
+from registry.services.dependencies import Dependencies
 from registry.services.jobs import UnusableMessage, handle_message, register_from_queue
 from registry.services.registration import register
 from registry.settings import Settings
-from tests.fakes import (
-    FakeBlobCopier,
-    FakeClock,
-    FakeJobQueue,
-    FakeRegistrationStore,
-    make_settings,
-    registration_body,
-    settings_env,
-)
+from tests.builders import make_deps, make_settings, registration_body, settings_env
+from tests.fakes import FakeBlobCopier, FakeClock, FakeJobQueue, FakeRegistrationStore
 
 POLICY = CopyPolicy(block_size=4 * 1024 * 1024, concurrency=2, time_budget_seconds=60, lease_seconds=90)
 
@@ -45,20 +40,13 @@ Run = Callable[[RegisterJob], str]
 
 
 @pytest.fixture
-def run(
-    store: FakeRegistrationStore, queue: FakeJobQueue, sealer: Sealer, settings: Settings, clock: FakeClock
-) -> Run:
+def run(deps: Dependencies) -> Run:
     """The worker's handling of a bulk registration, on the fakes."""
 
     def call(job: RegisterJob) -> str:
-        return register_from_queue(job, store=store, queue=queue, sealer=sealer, settings=settings, now=clock)
+        return register_from_queue(job, deps)
 
     return call
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
 
 
 def line(name: str = "codegen", version: str = "1.0", owner: str = "alice", **extra: Any) -> str:
@@ -183,16 +171,7 @@ def test_a_job_arriving_through_handle_message_is_registered(
 ) -> None:
     job = RegisterJob("bulkbot", "codegen", "2.0", registration_body())
 
-    outcome = handle_message(
-        job.to_json().encode(),
-        store=store,
-        queue=queue,
-        copier=FakeBlobCopier(),
-        sealer=sealer,
-        settings=settings,
-        policy=POLICY,
-        redelivered=False,
-    )
+    outcome = handle_message(job.to_json().encode(), make_deps(settings, store=store, queue=queue, sealer=sealer), redelivered=False)
 
     assert outcome == "InProgress"
     assert parse_job(job.to_json()) == RegisterJob(
@@ -213,9 +192,8 @@ def test_an_identical_job_after_the_copy_finished_enqueues_nothing_and_records_n
     job = RegisterJob("alice", "codegen", "1.0", body)
     run(job)
     (copy_job,) = queue.take()
-    assert process_job(copy_job, store=store, queue=queue, copier=copier, sealer=sealer, policy=POLICY) is (
-        Outcome.FINISHED
-    )
+    deps = make_deps(make_settings(REGISTRY_BULK_OWNERS="alice"), store=store, queue=queue, blobs=copier, sealer=sealer)
+    assert process_job(copy_job, deps, policy=POLICY) is Outcome.FINISHED
     finished = store.peek("alice", "codegen", "1.0")
     assert finished is not None and finished.state is State.FINISHED
     calls, stages = len(store.calls), copier.staged_count()
@@ -365,7 +343,7 @@ def test_an_owner_not_allowed_or_an_unusable_name_raises_unusable_message_and_re
     job = RegisterJob(owner, name, version, registration_body())
 
     with pytest.raises(UnusableMessage, match=reason):
-        register_from_queue(job, store=store, queue=queue, sealer=sealer, settings=settings)
+        register_from_queue(job, make_deps(settings, store=store, queue=queue, sealer=sealer))
 
     assert store.all() == []
     assert queue.sent == []
@@ -386,16 +364,7 @@ def test_a_message_that_is_no_job_is_unusable(
     store: FakeRegistrationStore, queue: FakeJobQueue, sealer: Sealer, settings: Settings, message: bytes
 ) -> None:
     with pytest.raises(UnusableMessage):
-        handle_message(
-            message,
-            store=store,
-            queue=queue,
-            copier=FakeBlobCopier(),
-            sealer=sealer,
-            settings=settings,
-            policy=POLICY,
-            redelivered=False,
-        )
+        handle_message(message, make_deps(settings, store=store, queue=queue, sealer=sealer), redelivered=False)
     assert store.all() == [] and queue.sent == []
 
 
@@ -405,7 +374,7 @@ def test_the_worker_refuses_an_owner_that_its_own_settings_do_not_allow(
     """The allow-list that counts is the worker's: a producer with other settings gets nowhere."""
     job = RegisterJob("alice", "codegen", "1.0", registration_body())
     with pytest.raises(UnusableMessage):
-        register_from_queue(job, store=store, queue=queue, sealer=sealer, settings=make_settings())
+        register_from_queue(job, make_deps(make_settings(), store=store, queue=queue, sealer=sealer))
     assert store.all() == []
 
 
@@ -465,7 +434,7 @@ def test_wait_reports_ended_registrations_and_what_was_still_running_or_never_re
     store.update("alice", "done", "1", state=State.FINISHED, message="All files copied")
     # A worker whose settings allow no such source host records the line invalid.
     strict = make_settings(REGISTRY_BULK_OWNERS="alice", REGISTRY_ALLOWED_SOURCE_HOSTS="other.example.com")
-    register_from_queue(jobs[3], store=store, queue=queue, sealer=sealer, settings=strict, now=clock)
+    register_from_queue(jobs[3], make_deps(strict, store=store, queue=queue, sealer=sealer, now=clock))
     deps: Any = SimpleNamespace(store=store, sealer=sealer, settings=settings)
 
     results = bulk.wait(jobs, deps, timeout=0.5)
@@ -483,7 +452,7 @@ def test_wait_names_the_workers_reason_for_an_invalid_line(
 ) -> None:
     job = RegisterJob("alice", "codegen", "1", registration_body())
     strict = make_settings(REGISTRY_BULK_OWNERS="alice", REGISTRY_ALLOWED_SOURCE_HOSTS="other.example.com")
-    register_from_queue(job, store=store, queue=queue, sealer=sealer, settings=strict, now=clock)
+    register_from_queue(job, make_deps(strict, store=store, queue=queue, sealer=sealer, now=clock))
     deps: Any = SimpleNamespace(store=store, sealer=sealer, settings=settings)
 
     ((state, message),) = bulk.wait([job], deps, timeout=5).values()
@@ -538,10 +507,7 @@ def test_wait_reports_a_line_that_conflicts_with_an_existing_registration(
 class InlineWorkerQueue:
     """A JobQueue whose messages go through handle_message at once (and copies run to the end)."""
 
-    store: FakeRegistrationStore
-    copier: FakeBlobCopier
-    sealer: Sealer
-    settings: Settings
+    deps: Dependencies | None = None  # set once built around this queue
     pending: list[str] = field(default_factory=list)
     outcomes: list[str] = field(default_factory=list)
     poisoned: list[tuple[str, str]] = field(default_factory=list)
@@ -576,16 +542,8 @@ class InlineWorkerQueue:
         while self.pending:
             message = self.pending.pop(0)
             try:
-                outcome = handle_message(
-                    message,
-                    store=self.store,
-                    queue=self,
-                    copier=self.copier,
-                    sealer=self.sealer,
-                    settings=self.settings,
-                    policy=POLICY,
-                    redelivered=False,
-                )
+                assert self.deps is not None
+                outcome = handle_message(message, self.deps, redelivered=False)
             except UnusableMessage as problem:
                 self.poisoned.append((message, str(problem)))
                 continue
@@ -598,18 +556,17 @@ def cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Any]:
     env = settings_env(REGISTRY_BULK_OWNERS="alice,bulkbot", REGISTRY_COPY_BLOCK_MIB="4")
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    settings = bulk._settings(None)
+    settings = bulk.load_app_settings(None)
     store = FakeRegistrationStore()
-    copier = copier_for(registration_body())
-    worker = InlineWorkerQueue(store, copier, Sealer(settings.sealing_key), settings)
-    deps = Dependencies(settings, store, worker, copier, worker.sealer)  # type: ignore[arg-type]
-    monkeypatch.setattr(bulk, "build", lambda s: deps)
+    worker = InlineWorkerQueue()
+    deps = make_deps(settings, store=store, queue=worker, blobs=copier_for(registration_body()))  # type: ignore[arg-type]
+    worker.deps = deps
 
     def run(manifest: str, *args: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
         path = tmp_path / "manifest.jsonl"
         path.write_text(manifest)
         argv = [str(path), "--no-progress", "--settings", str(tmp_path / "none.json"), *args]
-        code = bulk.main(argv)
+        code = bulk.main(argv, deps)
         captured = capsys.readouterr()
         return code, captured.out, captured.err
 
@@ -667,13 +624,13 @@ def test_rerunning_a_manifest_registers_nothing_twice(cli: Any, capsys: pytest.C
     manifest = "\n".join(line(f"m{i}") for i in range(4))
     assert cli(manifest, "--wait", capsys=capsys)[0] == 0
     before = {r.key: (r.registration_id, r.updated_at, r.etag) for r in cli.store.all()}
-    commits = len(cli.worker.copier.commit_calls)
+    commits = len(cli.worker.deps.copier.commit_calls)
 
     code, out, _ = cli(manifest, "--wait", capsys=capsys)
 
     assert code == 0 and "Finished         4" in out
     assert {r.key: (r.registration_id, r.updated_at, r.etag) for r in cli.store.all()} == before
-    assert len(cli.worker.copier.commit_calls) == commits
+    assert len(cli.worker.deps.copier.commit_calls) == commits
     assert cli.worker.outcomes[-4:] == ["register:Finished"] * 4
 
 
@@ -729,13 +686,7 @@ def test_a_corrected_line_sent_through_the_cli_replaces_the_invalid_record(
     """A worker with other settings found the line invalid; once fixed, re-running registers it."""
     body = registration_body()
     body["model_config"]["type"] = "TRANSFORMER"
-    register_from_queue(
-        RegisterJob("alice", "fixed", "1.0", body),
-        store=cli.store,
-        queue=cli.worker,
-        sealer=cli.worker.sealer,
-        settings=cli.worker.settings,
-    )
+    register_from_queue(RegisterJob("alice", "fixed", "1.0", body), cli.worker.deps)
     assert cli.store.peek("alice", "fixed", "1.0").registration_id == "invalid"
 
     code, out, _ = cli(line("fixed"), "--wait", "--timeout", "5", capsys=capsys)
@@ -759,7 +710,7 @@ def test_rerunning_after_a_source_was_fixed_reports_the_restarts_outcome(
     manifest = line("late", body=body)
     code, out, _ = cli(manifest, "--wait", "--timeout", "5", capsys=capsys)
     assert code == 1 and "Failed           1" in out
-    cli.worker.copier.put_source(missing, b"here at last")
+    cli.worker.deps.copier.put_source(missing, b"here at last")
     cli.worker.delay = 0.5  # the worker gets to the re-sent job a moment later, as a real one does
 
     code, out, _ = cli(manifest, "--wait", "--timeout", "10", capsys=capsys)
@@ -777,17 +728,8 @@ def test_the_owners_own_put_replaces_what_an_invalid_bulk_line_left(
 ) -> None:
     run(RegisterJob("alice", "typed", "1.0", invalid_body()))
 
-    registration = register(
-        body=registration_body(),
-        name="typed",
-        version="1.0",
-        caller=Principal("alice", "Alice"),
-        store=store,
-        queue=queue,
-        sealer=sealer,
-        settings=settings,
-        now=clock,
-    )
+    deps = make_deps(settings, store=store, queue=queue, sealer=sealer, now=clock)
+    registration = register(deps, Principal("alice", "Alice"), "typed", "1.0", registration_body())
 
     assert registration.state is State.IN_PROGRESS
     assert registration.registration_id != INVALID_REGISTRATION

@@ -16,25 +16,26 @@ from typing import Any
 
 import pytest
 
+from registry.domain.errors import SourceError
+from registry.domain.jobs import CopyJob
+from registry.domain.model import EPOCH, Registration
+from registry.domain.vocabulary import FileState, State
 from registry.identity import Principal
-from registry.records import EPOCH, CopyJob, FileState, Registration, SourceError, State
 from registry.sealing import Sealer
+from registry.services.dependencies import Dependencies
+from registry.settings import Settings
 from registry.services.copying import MIB, CopyPolicy, Outcome, block_ids, fail_poisoned, process_job
 from registry.services.registration import job_for, register, sealing_binding
 from registry.services.sweep import requeue_stale
+from tests.builders import make_deps, SAS, TEST_SEALING_KEY, make_settings, registration_body, source_url
 from tests.fakes import (
-    SAS,
     T0,
-    TEST_SEALING_KEY,
     FakeBlobCopier,
     FakeClock,
     FakeJobQueue,
     FakeRegistrationStore,
     SimulatedCrash,
     StageCall,
-    make_settings,
-    registration_body,
-    source_url,
 )
 
 ALICE = Principal("alice-oid-0001", "alice@contoso.com")
@@ -76,8 +77,21 @@ class World:
             block_size=MIB, concurrency=4, time_budget_seconds=100, lease_seconds=60
         )
     )
+    settings: Settings = field(default_factory=make_settings)
     contents: dict[str, bytes] = field(default_factory=dict)
     urls: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def deps(self) -> Dependencies:
+        return make_deps(
+            self.settings,
+            store=self.store,
+            queue=self.queue,
+            blobs=self.copier,
+            now=self.now,
+            sealer=self.sealer,
+            monotonic=self.clock,
+        )
 
     def register(self, files: dict[str, bytes] | None = None, *, name: str = "codegen") -> Registration:
         """Register a model whose sources exist in the fake copier; returns the stored record."""
@@ -88,33 +102,13 @@ class World:
             self.copier.put_source(body["model_files"][target], data, content_md5=md5_b64(data))
         self.contents.update(files)
         self.urls.update(body["model_files"])
-        registration = register(
-            body=body,
-            name=name,
-            version="1.0",
-            caller=ALICE,
-            store=self.store,
-            queue=self.queue,
-            sealer=self.sealer,
-            settings=make_settings(),
-            now=self.now,
-        )
+        registration = register(self.deps, ALICE, name, "1.0", body)
         self.queue.take()
         return registration
 
     def process(self, job: CopyJob, *, redelivered: bool = False, **policy: Any) -> Outcome:
         chosen = self.policy if not policy else CopyPolicy(**{**self.policy.__dict__, **policy})
-        return process_job(
-            job,
-            store=self.store,
-            queue=self.queue,
-            copier=self.copier,
-            sealer=self.sealer,
-            policy=chosen,
-            now=self.now,
-            clock=self.clock,
-            redelivered=redelivered,
-        )
+        return process_job(job, self.deps, redelivered=redelivered, policy=chosen)
 
     def record(self, name: str = "codegen") -> Registration:
         found = self.store.peek(ALICE.id, name, "1.0")
@@ -231,7 +225,7 @@ def test_registration_is_marked_picked_up(world: World) -> None:
 def test_budget_exhausted_checkpoints_and_enqueues_a_continuation(world: World) -> None:
     registration = world.register()
     world.clock.tick = 1.0
-    outcome = world.process(job_for(registration), time_budget_seconds=3, concurrency=1)
+    outcome = world.process(job_for(registration), time_budget_seconds=10, concurrency=1)
     assert outcome is Outcome.CONTINUED
     assert world.queue.jobs == [job_for(registration, "continue", 1)]
     assert world.queue.jobs[0].message_id != job_for(registration).message_id
@@ -543,17 +537,7 @@ def test_restart_after_a_missing_source_is_uploaded_finishes(world: World) -> No
     world.copier.put_source(world.urls[BIG], world.contents[BIG])
     body = registration_body()
     body["model_files"] = dict(world.urls)
-    register(
-        body=body,
-        name="codegen",
-        version="1.0",
-        caller=ALICE,
-        store=world.store,
-        queue=world.queue,
-        sealer=world.sealer,
-        settings=make_settings(),
-        now=world.now,
-    )
+    register(world.deps, ALICE, "codegen", "1.0", body)
     assert world.record().state is State.IN_PROGRESS
     outcomes = world.run_to_end(world.queue.take()[0])
     assert outcomes[-1] is Outcome.FINISHED
@@ -578,17 +562,7 @@ def test_restart_after_a_changed_source_copies_the_new_version(world: World) -> 
     assert world.process(world.queue.take()[0]) is Outcome.FAILED
     body = registration_body()
     body["model_files"] = dict(world.urls)
-    register(
-        body=body,
-        name="codegen",
-        version="1.0",
-        caller=ALICE,
-        store=world.store,
-        queue=world.queue,
-        sealer=world.sealer,
-        settings=make_settings(),
-        now=world.now,
-    )
+    register(world.deps, ALICE, "codegen", "1.0", body)
     outcomes = world.run_to_end(world.queue.take()[0])
     assert outcomes[-1] is Outcome.FINISHED
     assert world.copier.blob(registration.blob_path(BIG)) == new_version
@@ -605,7 +579,7 @@ def test_fail_poisoned_marks_in_progress_failed_with_the_last_error(world: World
     for _ in range(5):
         with pytest.raises(SourceError):
             world.process(job_for(registration))
-    assert fail_poisoned(job_for(registration).to_json(), store=world.store, now=world.now) is True
+    assert fail_poisoned(job_for(registration).to_json(), world.deps) is True
     record = world.record()
     assert record.state is State.FAILED
     assert "503" in record.message
@@ -614,7 +588,7 @@ def test_fail_poisoned_marks_in_progress_failed_with_the_last_error(world: World
 
 def test_fail_poisoned_without_a_recorded_error_still_fails(world: World) -> None:
     registration = world.register()
-    assert fail_poisoned(job_for(registration).to_json().encode(), store=world.store, now=world.now) is True
+    assert fail_poisoned(job_for(registration).to_json().encode(), world.deps) is True
     assert world.record().state is State.FAILED
     assert "unknown error" in world.record().message
 
@@ -624,30 +598,27 @@ def test_fail_poisoned_leaves_a_registration_alone_while_another_worker_holds_a_
 ) -> None:
     registration = world.register()
     crash_after(world, registration, 2)  # its lease runs for another 60 s
-    assert fail_poisoned(job_for(registration).to_json(), store=world.store, now=world.now) is False
+    assert fail_poisoned(job_for(registration).to_json(), world.deps) is False
     assert world.record().state is State.IN_PROGRESS
     world.now.advance(61)
-    assert fail_poisoned(job_for(registration).to_json(), store=world.store, now=world.now) is True
+    assert fail_poisoned(job_for(registration).to_json(), world.deps) is True
     assert world.record().state is State.FAILED
 
 
 def test_fail_poisoned_ignores_stale_and_ended_registrations(world: World) -> None:
     registration = world.register()
     stale = CopyJob(registration.owner, registration.name, registration.version, "older")
-    assert fail_poisoned(stale.to_json(), store=world.store, now=world.now) is False
+    assert fail_poisoned(stale.to_json(), world.deps) is False
     assert world.record().state is State.IN_PROGRESS
     world.store.update(ALICE.id, "codegen", "1.0", state=State.FINISHED)
-    assert fail_poisoned(job_for(registration).to_json(), store=world.store, now=world.now) is False
+    assert fail_poisoned(job_for(registration).to_json(), world.deps) is False
     assert world.record().state is State.FINISHED
-    assert (
-        fail_poisoned(CopyJob(ALICE.id, "gone", "1", "x").to_json(), store=world.store, now=world.now)
-        is False
-    )
+    assert fail_poisoned(CopyJob(ALICE.id, "gone", "1", "x").to_json(), world.deps) is False
 
 
 def test_fail_poisoned_refuses_a_message_that_is_not_a_copy_job(world: World) -> None:
     with pytest.raises(ValueError, match="unknown job kind"):
-        fail_poisoned('{"kind": "other", "schema": 1}', store=world.store, now=world.now)
+        fail_poisoned('{"kind": "other", "schema": 1}', world.deps)
 
 
 # --------------------------------------------------------------------------------------------
@@ -669,7 +640,7 @@ def test_sweep_requeues_only_quiet_unleased_in_progress_registrations_once(world
     world.register(name="recent")
 
     def sweep() -> int:
-        return requeue_stale(store=world.store, queue=world.queue, stale_after_seconds=900, now=world.now)
+        return requeue_stale(world.deps)
 
     assert sweep() == 2
     assert sorted(j.name for j in world.queue.jobs) == ["expired", "quiet"]
@@ -685,7 +656,7 @@ def test_sweep_requeues_only_quiet_unleased_in_progress_registrations_once(world
 def test_sweep_requeue_lets_the_copy_finish(world: World) -> None:
     registration = world.register()
     world.now.advance(1000)
-    assert requeue_stale(store=world.store, queue=world.queue, stale_after_seconds=900, now=world.now) == 1
+    assert requeue_stale(world.deps) == 1
     assert world.process(world.queue.take()[0]) is Outcome.FINISHED
     world.assert_copied(registration)
 
@@ -696,10 +667,11 @@ def test_sweep_requeue_lets_the_copy_finish(world: World) -> None:
 
 
 def test_block_ids_are_deterministic_equal_length_and_tied_to_the_source_version() -> None:
-    ids = block_ids('"0x1"', MIB, 3 * MIB + 1)
-    assert ids == block_ids('"0x1"', MIB, 3 * MIB + 1)
+    ids = block_ids("reg-1", '"0x1"', MIB, 3 * MIB + 1)
+    assert ids == block_ids("reg-1", '"0x1"', MIB, 3 * MIB + 1)
     assert len(ids) == 4
     assert len(set(ids)) == 4
     assert len({len(i) for i in ids}) == 1
-    assert not set(ids) & set(block_ids('"0x2"', MIB, 3 * MIB + 1))
-    assert not set(ids) & set(block_ids('"0x1"', 2 * MIB, 3 * MIB + 1))
+    assert not set(ids) & set(block_ids("reg-1", '"0x2"', MIB, 3 * MIB + 1))
+    assert not set(ids) & set(block_ids("reg-1", '"0x1"', 2 * MIB, 3 * MIB + 1))
+    assert not set(ids) & set(block_ids("reg-2", '"0x1"', MIB, 3 * MIB + 1))

@@ -6,16 +6,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from registry.records import (
-    AlreadyExists,
-    ConcurrentUpdate,
-    CopyJob,
-    FileProgress,
-    Registration,
-    SourceError,
-    State,
-    StorageUnavailable,
-)
+from registry.domain.errors import AlreadyExists, ConcurrentUpdate, SourceError, StorageUnavailable
+from registry.domain.jobs import CopyJob
+from registry.domain.model import FileProgress, Registration
+from registry.domain.vocabulary import State
 from tests.fakes import FakeBlobCopier, FakeJobQueue, FakeRegistrationStore
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)

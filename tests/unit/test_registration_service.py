@@ -9,8 +9,11 @@ from typing import Any
 
 import pytest
 
+from registry.domain.errors import ConcurrentUpdate
+from registry.domain.jobs import CopyJob
+from registry.domain.model import FileProgress, Registration
+from registry.domain.vocabulary import FileState, State
 from registry.identity import Principal
-from registry.records import ConcurrentUpdate, CopyJob, FileProgress, FileState, Registration, State
 from registry.sealing import Sealer
 from registry.services.models import NotVisible, files_of, find_own
 from registry.services.registration import (
@@ -20,44 +23,26 @@ from registry.services.registration import (
     sealing_binding,
 )
 from registry.validation import InvalidRequest
-from tests.fakes import (
-    DOCKER_PASSWORD,
-    T0,
-    FakeClock,
-    FakeJobQueue,
-    FakeRegistrationStore,
-    deepdev_example_body,
-    make_settings,
-    registration_body,
-)
+from tests.builders import DOCKER_PASSWORD, deepdev_example_body, make_settings, registration_body
+from registry.services.dependencies import Dependencies
+from registry.settings import Settings
+from tests.fakes import T0, FakeClock, FakeJobQueue, FakeRegistrationStore
 
 ALICE = Principal("alice-oid-0001", "alice@contoso.com")
 BOB = Principal("bob-oid-0002", "bob@contoso.com")
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
+def settings() -> Settings:
+    return make_settings(REGISTRY_STALE_AFTER_SECONDS="600")
 
 
 @pytest.fixture
-def submit(store: FakeRegistrationStore, queue: FakeJobQueue, sealer: Sealer, clock: FakeClock) -> Any:
-    settings = make_settings(REGISTRY_STALE_AFTER_SECONDS="600")
-
+def submit(deps: Dependencies) -> Any:
     def call(
         body: Any = None, *, name: str = "codegen", version: str = "1.0", caller: Principal = ALICE
     ) -> Registration:
-        return register(
-            body=registration_body() if body is None else body,
-            name=name,
-            version=version,
-            caller=caller,
-            store=store,
-            queue=queue,
-            sealer=sealer,
-            settings=settings,
-            now=clock,
-        )
+        return register(deps, caller, name, version, registration_body() if body is None else body)
 
     return call
 
@@ -211,7 +196,7 @@ def test_different_source_sas_is_a_conflict(submit: Any) -> None:
 
 
 def test_other_callers_have_their_own_registrations(
-    submit: Any, store: FakeRegistrationStore, queue: FakeJobQueue
+    submit: Any, store: FakeRegistrationStore, queue: FakeJobQueue, deps: Dependencies
 ) -> None:
     submit()
     changed = registration_body()
@@ -219,9 +204,9 @@ def test_other_callers_have_their_own_registrations(
     submit(changed, caller=BOB)
     assert {r.owner for r in store.all()} == {ALICE.id, BOB.id}
     assert len(queue.sent) == 2
-    assert find_own(store, BOB, "codegen", "1.0") is not None
+    assert find_own(deps, BOB, "codegen", "1.0") is not None
     with pytest.raises(NotVisible):
-        find_own(store, Principal("carol", "carol"), "codegen", "1.0")
+        find_own(deps, Principal("carol", "carol"), "codegen", "1.0")
 
 
 def test_enqueue_failure_is_unavailable_and_leaves_no_record(
@@ -247,13 +232,15 @@ def test_storage_failure_is_unavailable(
     assert queue.sent == []
 
 
-def test_storage_failure_on_replay_is_unavailable(submit: Any, store: FakeRegistrationStore) -> None:
+def test_storage_failure_on_replay_is_unavailable(
+    submit: Any, store: FakeRegistrationStore, deps: Dependencies
+) -> None:
     submit()
     store.unavailable.add("get")
     with pytest.raises(Unavailable):
         submit()
     with pytest.raises(Unavailable):
-        find_own(store, ALICE, "codegen", "1.0")
+        find_own(deps, ALICE, "codegen", "1.0")
 
 
 def test_failed_registration_with_identical_replay_restarts_with_one_new_job(
@@ -308,12 +295,14 @@ def test_failed_restart_with_enqueue_failure_leaves_nothing_in_progress_without_
     assert stored(store).state is State.FAILED
 
 
-def test_status_files_list_every_file_with_its_progress(submit: Any, store: FakeRegistrationStore) -> None:
+def test_status_files_list_every_file_with_its_progress(
+    submit: Any, store: FakeRegistrationStore, deps: Dependencies
+) -> None:
     record = submit()
     index = record.file_names.index("env.yml")
     done = FileProgress(index=index, target="env.yml", state=FileState.FINISHED, size=10, bytes_copied=10)
     store.insert_files(record, [done])
-    statuses = files_of(store, record)
+    statuses = files_of(deps, record)
     assert [s.target for s in statuses] == record.file_names
     by_name = {s.target: s for s in statuses}
     assert by_name["env.yml"].state == "Finished"

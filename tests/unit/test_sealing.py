@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from registry.sealing import Sealer
+from registry.sealing import SealedUnreadable, Sealer
 
 KEY = bytes(range(32))
 OTHER_KEY = bytes(range(1, 33))
@@ -43,7 +43,7 @@ def test_sealed_data_is_bound_to_its_record() -> None:
 
 def test_unseal_with_another_key_fails() -> None:
     sealed = Sealer(KEY).seal(SECRETS, "b")
-    with pytest.raises(ValueError, match="key changed"):
+    with pytest.raises(SealedUnreadable, match="key is not configured"):
         Sealer(OTHER_KEY).unseal(sealed, "b")
 
 
@@ -77,4 +77,66 @@ def test_digest_does_not_reveal_the_body() -> None:
     digest = Sealer(KEY).digest(SECRETS)
     assert "SECRET" not in digest
     assert "hunter2" not in digest
-    assert len(digest) == 64
+    key_id, mac = digest.split(":")
+    assert len(key_id) == 16 and len(mac) == 64
+
+
+# -- rotation ---------------------------------------------------------------------------------
+
+
+def test_sealed_values_name_the_key_that_sealed_them() -> None:
+    old, new = Sealer(KEY), Sealer(OTHER_KEY)
+    assert old.key_id != new.key_id
+    assert old.seal(SECRETS, "b").startswith(b"RS\x01" + bytes.fromhex(old.key_id))
+
+
+def test_a_new_key_opens_what_a_previous_key_sealed_and_seals_with_itself() -> None:
+    sealed = Sealer(KEY).seal(SECRETS, "b")
+    rotated = Sealer(OTHER_KEY, previous=[KEY])
+    assert rotated.unseal(sealed, "b") == SECRETS
+    assert not rotated.is_current(sealed)
+    resealed = rotated.seal(rotated.unseal(sealed, "b"), "b")
+    assert rotated.is_current(resealed)
+    with pytest.raises(SealedUnreadable):
+        Sealer(KEY).unseal(resealed, "b")  # the old key alone cannot open the new seal
+
+
+def test_values_sealed_before_key_ids_still_open() -> None:
+    legacy = Sealer(KEY)
+    nonce_and_cipher = legacy.seal(SECRETS, "b")[len(b"RS\x01") + 8 :]  # the format without a key id
+    assert Sealer(OTHER_KEY, previous=[KEY]).unseal(nonce_and_cipher, "b") == SECRETS
+
+
+def test_digests_made_with_a_previous_key_still_match_and_retired_ones_are_unknown() -> None:
+    stored = Sealer(KEY).digest(SECRETS)
+    assert Sealer(OTHER_KEY, previous=[KEY]).digest_matches(stored, SECRETS) is True
+    assert Sealer(OTHER_KEY, previous=[KEY]).digest_matches(stored, {"other": 1}) is False
+    assert Sealer(OTHER_KEY).digest_matches(stored, SECRETS) is None
+    assert not Sealer(OTHER_KEY, previous=[KEY]).digest_is_current(stored)
+
+
+# -- paging tokens ------------------------------------------------------------------------------
+
+
+def test_tokens_are_opaque_and_open_only_for_the_caller_they_were_issued_to() -> None:
+    sealer = Sealer(KEY)
+    token = sealer.seal_token({"after": "secret-model!1"}, "alice")
+    assert "secret-model" not in token
+    assert sealer.open_token(token, "alice") == {"after": "secret-model!1"}
+    with pytest.raises(SealedUnreadable):
+        sealer.open_token(token, "bob")
+
+
+@pytest.mark.parametrize("position", [0, 5, 12, 30, -1])
+def test_a_tampered_token_is_refused(position: int) -> None:
+    sealer = Sealer(KEY)
+    token = list(sealer.seal_token({"after": "m!1"}, "alice"))
+    token[position] = "A" if token[position] != "A" else "B"
+    with pytest.raises(SealedUnreadable):
+        sealer.open_token("".join(token), "alice")
+
+
+@pytest.mark.parametrize("token", ["", "not a token", "=====", "AAAA", "%%%"])
+def test_garbage_tokens_are_refused(token: str) -> None:
+    with pytest.raises(SealedUnreadable):
+        Sealer(KEY).open_token(token, "alice")

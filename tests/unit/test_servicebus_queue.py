@@ -26,8 +26,9 @@ from azure.servicebus.exceptions import (
 )
 
 from registry.adapters.servicebus import CONTENT_TYPE, MessageTooLarge, ServiceBusJobQueue, to_message
-from registry.records import JOB_SCHEMA, CopyJob, Job, RegisterJob, StorageUnavailable, parse_job
-from tests.fakes import registration_body
+from registry.domain.errors import StorageUnavailable
+from registry.domain.jobs import JOB_SCHEMA, CopyJob, Job, RegisterJob, parse_job
+from tests.builders import registration_body
 
 QUEUE = "registration-jobs"
 T0 = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)

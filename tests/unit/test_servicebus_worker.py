@@ -10,6 +10,8 @@ Bus dead-letters it.
 from __future__ import annotations
 
 import contextlib
+import time
+from collections.abc import Callable
 import random
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -21,23 +23,19 @@ from azure.functions.servicebus import ServiceBusMessage
 
 from registry.adapters.servicebus import to_message
 from registry.blueprints import servicebus_jobs
-from registry.bootstrap import Dependencies
+from registry.domain.errors import SourceError
+from registry.domain.jobs import CopyJob, Job, RegisterJob
+from registry.domain.model import Registration
+from registry.domain.vocabulary import FileState, State
 from registry.identity import Principal
-from registry.records import CopyJob, FileState, Job, RegisterJob, Registration, SourceError, State
 from registry.sealing import Sealer
 from registry.services.copying import MIB, CopyPolicy
+from registry.services.dependencies import Dependencies
 from registry.services.jobs import UnusableMessage
 from registry.services.registration import register
 from registry.settings import Settings
-from tests.fakes import (
-    TEST_SEALING_KEY,
-    FakeBlobCopier,
-    FakeJobQueue,
-    FakeRegistrationStore,
-    make_settings,
-    registration_body,
-    source_url,
-)
+from tests.builders import TEST_SEALING_KEY, make_deps, make_settings, registration_body, source_url
+from tests.fakes import FakeBlobCopier, FakeClock, FakeJobQueue, FakeRegistrationStore
 
 EMULATOR_CONNECTION = (
     "Endpoint=sb://localhost;SharedAccessKeyName=RootManageSharedAccessKey;"
@@ -59,20 +57,46 @@ def servicebus_settings(**overrides: str) -> Settings:
     return make_settings(**env)
 
 
+class Ticking:
+    """A monotonic clock that jumps a second each time it is read: every budget runs out at once."""
+
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        self.t += 1.0
+        return self.t
+
+
 @dataclass
 class Deps:
-    """What job_worker reads of registry.bootstrap.Dependencies, wired to the fakes."""
+    """The fakes the Service Bus worker runs on, and the Dependencies wired to them."""
 
     settings: Settings = field(default_factory=servicebus_settings)
     store: FakeRegistrationStore = field(default_factory=FakeRegistrationStore)
     queue: FakeJobQueue = field(default_factory=FakeJobQueue)
     copier: FakeBlobCopier = field(default_factory=FakeBlobCopier)
     sealer: Sealer = field(default_factory=lambda: Sealer(TEST_SEALING_KEY))
-    copy_policy: CopyPolicy = field(
-        default_factory=lambda: CopyPolicy(
-            block_size=MIB, concurrency=4, time_budget_seconds=100, lease_seconds=60
+    monotonic: Callable[[], float] = time.monotonic
+
+    @property
+    def wired(self) -> Dependencies:
+        return make_deps(
+            self.settings,
+            store=self.store,
+            queue=self.queue,
+            blobs=self.copier,
+            sealer=self.sealer,
+            now=FakeClock(datetime.now(UTC)),
+            monotonic=self.monotonic,
         )
-    )
+
+    def slice_per_block(self) -> None:
+        """Every slice copies a block, then continues in a new message."""
+        self.settings = servicebus_settings(
+            REGISTRY_COPY_BLOCK_MIB="1", REGISTRY_COPY_CONCURRENCY="1", REGISTRY_COPY_TIME_BUDGET_SECONDS="1"
+        )
+        self.monotonic = Ticking()
 
     def register(self, extra: dict[str, bytes] | None = None, *, name: str = "codegen") -> Registration:
         """Register (as the HTTP function does) a model whose sources the fake copier holds:
@@ -87,30 +111,17 @@ class Deps:
         body["model_files"] = {target: source_url(f"{name}/{target}") for target in files}
         for target, data in files.items():
             self.copier.put_source(body["model_files"][target], data)
-        return register(
-            body=body,
-            name=name,
-            version="1.0",
-            caller=ALICE,
-            store=self.store,
-            queue=self.queue,
-            sealer=self.sealer,
-            settings=self.settings,
-        )
+        return register(self.wired, ALICE, name, "1.0", body)
 
     def record(self, registration: Registration) -> Registration:
         found = self.store.peek(registration.owner, registration.name, registration.version)
         assert found is not None
         return found
 
-    handle_job = Dependencies.handle_job  # the real dispatch, on these fakes
-
 
 @pytest.fixture
-def deps(monkeypatch: pytest.MonkeyPatch) -> Deps:
-    wired = Deps()
-    monkeypatch.setattr(servicebus_jobs, "dependencies", lambda: wired)
-    return wired
+def deps() -> Deps:
+    return Deps()
 
 
 def delivered(job: Job | bytes, delivery_count: int = 1) -> func.ServiceBusMessage:
@@ -137,8 +148,9 @@ def delivered(job: Job | bytes, delivery_count: int = 1) -> func.ServiceBusMessa
     )
 
 
-def run(msg: func.ServiceBusMessage) -> None:
-    servicebus_jobs.job_worker(msg)
+def run(deps: Deps, msg: func.ServiceBusMessage) -> None:
+    """The trigger's work for one delivery, as job_worker does it with the app's dependencies."""
+    servicebus_jobs.process_message(msg, deps.wired)
 
 
 def test_the_message_the_host_builds_carries_what_the_adapter_sent(deps: Deps) -> None:
@@ -163,7 +175,7 @@ def test_a_copy_job_on_its_first_delivery_copies_every_file_and_finishes(deps: D
     registration = deps.register()
     [job] = deps.queue.take()
 
-    run(delivered(job))
+    run(deps, delivered(job))
 
     record = deps.record(registration)
     assert record.state is State.FINISHED
@@ -177,10 +189,10 @@ def test_a_copy_job_on_its_first_delivery_copies_every_file_and_finishes(deps: D
 def test_a_stale_job_for_a_finished_registration_is_ignored(deps: Deps) -> None:
     registration = deps.register()
     [job] = deps.queue.take()
-    run(delivered(job))
+    run(deps, delivered(job))
     stages = deps.copier.staged_count()
 
-    run(delivered(job, 2))  # delivered again after it was done (the lock was lost, say)
+    run(deps, delivered(job, 2))  # delivered again after it was done (the lock was lost, say)
 
     assert deps.record(registration).state is State.FINISHED
     assert deps.copier.staged_count() == stages
@@ -188,17 +200,17 @@ def test_a_stale_job_for_a_finished_registration_is_ignored(deps: Deps) -> None:
 
 
 def test_a_long_copy_continues_in_a_new_message_with_the_next_sequence(deps: Deps) -> None:
-    deps.copy_policy = CopyPolicy(block_size=MIB, concurrency=1, time_budget_seconds=0, lease_seconds=60)
+    deps.slice_per_block()
     registration = deps.register({"weights.bin": random.Random(7).randbytes(3 * MIB)})
     [job] = deps.queue.take()
 
-    run(delivered(job))
+    run(deps, delivered(job))
 
     assert deps.record(registration).state is State.IN_PROGRESS
     [continuation] = deps.queue.take()
     assert continuation.purpose == "continue"
     assert continuation.sequence >= 1
-    run(delivered(continuation))
+    run(deps, delivered(continuation))
     [after] = deps.queue.take()
     assert after.purpose == "continue"
     assert after.sequence > continuation.sequence
@@ -212,7 +224,7 @@ def test_a_redelivery_while_a_dead_holder_keeps_the_lease_sends_a_delayed_retry(
     lease_until = datetime.now(UTC) + timedelta(seconds=120)
     deps.store.update(*_key(registration), lease_id="dead-worker", lease_until=lease_until, picked_up=True)
 
-    run(delivered(job, 2))
+    run(deps, delivered(job, 2))
 
     [sent] = deps.queue.sent
     assert sent.job == CopyJob(
@@ -239,7 +251,7 @@ def test_a_first_delivery_while_another_worker_holds_the_lease_is_a_duplicate_an
     lease_until = datetime.now(UTC) + timedelta(seconds=120)
     deps.store.update(*_key(registration), lease_id="live-worker", lease_until=lease_until)
 
-    run(delivered(job, 1))
+    run(deps, delivered(job, 1))
 
     assert deps.queue.sent == []
     assert deps.record(registration).lease_id == "live-worker"
@@ -251,11 +263,11 @@ def test_the_retry_takes_over_once_the_dead_holders_lease_lapsed_and_finishes(de
     deps.store.update(
         *_key(registration), lease_id="dead-worker", lease_until=datetime.now(UTC) + timedelta(seconds=60)
     )
-    run(delivered(job, 2))
+    run(deps, delivered(job, 2))
     [retry] = deps.queue.take()
     deps.store.update(*_key(registration), lease_until=datetime.now(UTC) - timedelta(seconds=1))
 
-    run(delivered(retry, 1))
+    run(deps, delivered(retry, 1))
 
     record = deps.record(registration)
     assert record.state is State.FINISHED
@@ -281,7 +293,7 @@ def test_a_passing_failure_comes_back_with_growing_backoff_until_its_attempts_ru
 
     delays = []
     for attempt in range(1, MAX_DELIVERIES):
-        run(delivered(job, 1))  # completes: the retry is a scheduled copy of the job
+        run(deps, delivered(job, 1))  # completes: the retry is a scheduled copy of the job
         [sent] = deps.queue.sent
         deps.queue.sent.clear()
         assert sent.job.attempt == attempt
@@ -297,7 +309,7 @@ def test_a_passing_failure_comes_back_with_growing_backoff_until_its_attempts_ru
     # The attempts ran out: the failure is recorded and the exception propagates, so that
     # Service Bus (after its own deliveries) dead-letters the message.
     with pytest.raises(SourceError, match="503"):
-        run(delivered(job, 1))
+        run(deps, delivered(job, 1))
 
     record = deps.record(registration)
     assert record.state is State.FAILED
@@ -314,11 +326,11 @@ def test_the_attempts_follow_the_max_deliveries_setting(deps: Deps) -> None:
     [job] = deps.queue.take()
     deps.copier.fail(source_url("codegen/score.py"), permanent=False)
 
-    run(delivered(job, 1))
+    run(deps, delivered(job, 1))
     assert deps.record(registration).state is State.IN_PROGRESS
     [retry] = deps.queue.take()
     with pytest.raises(SourceError):
-        run(delivered(retry, 1))
+        run(deps, delivered(retry, 1))
     assert deps.record(registration).state is State.FAILED
 
 
@@ -329,7 +341,7 @@ def test_a_permanent_source_error_fails_the_registration_on_the_first_delivery_w
     [job] = deps.queue.take()
     deps.copier.fail(source_url("codegen/index.md"), permanent=True)
 
-    run(delivered(job, 1))
+    run(deps, delivered(job, 1))
 
     record = deps.record(registration)
     assert record.state is State.FAILED
@@ -346,7 +358,7 @@ def test_the_last_delivery_records_no_failure_on_a_registration_registered_anew_
     )
 
     with contextlib.suppress(SourceError):  # or the slice sees it lost the registration and stops
-        run(delivered(job, MAX_DELIVERIES))
+        run(deps, delivered(job, MAX_DELIVERIES))
 
     record = deps.record(registration)
     assert record.registration_id == "a-newer-registration"
@@ -367,7 +379,7 @@ def test_the_last_delivery_does_not_bring_back_a_registration_deleted_meanwhile(
     deps.copier.before_stage = delete
 
     with contextlib.suppress(SourceError):  # or the slice sees it lost the registration and stops
-        run(delivered(job, MAX_DELIVERIES))
+        run(deps, delivered(job, MAX_DELIVERIES))
 
     assert deps.store.peek(*_key(registration)) is None
 
@@ -398,7 +410,7 @@ def test_an_unparsable_message_raises_without_touching_any_registration(
     deps.store.calls.clear()
 
     with pytest.raises(UnusableMessage):
-        run(delivered(body, delivery))
+        run(deps, delivered(body, delivery))
 
     assert deps.store.all() == before
     assert deps.record(registration).state is State.IN_PROGRESS
@@ -418,7 +430,7 @@ def bulk_job(owner: str = BULK_OWNER, **changes: Any) -> RegisterJob:
 def test_a_bulk_registration_from_an_allowed_owner_is_recorded_and_its_copy_enqueued(deps: Deps) -> None:
     job = bulk_job()
 
-    run(delivered(job))
+    run(deps, delivered(job))
 
     record = deps.store.peek(BULK_OWNER, "codegen", "1.0")
     assert record is not None
@@ -431,10 +443,10 @@ def test_a_bulk_registration_from_an_allowed_owner_is_recorded_and_its_copy_enqu
 
 def test_a_redelivered_bulk_registration_registers_nothing_twice(deps: Deps) -> None:
     job = bulk_job()
-    run(delivered(job))
+    run(deps, delivered(job))
     first = deps.store.peek(BULK_OWNER, "codegen", "1.0")
 
-    run(delivered(job, 2))
+    run(deps, delivered(job, 2))
 
     assert len(deps.store.all()) == 1
     again = deps.store.peek(BULK_OWNER, "codegen", "1.0")
@@ -446,7 +458,7 @@ def test_a_bulk_registration_from_an_owner_not_allowed_raises_and_records_nothin
     job = bulk_job(owner="mallory-oid-0666")
 
     with pytest.raises(UnusableMessage, match="REGISTRY_BULK_OWNERS"):
-        run(delivered(job))
+        run(deps, delivered(job))
 
     assert deps.store.all() == []
     assert deps.queue.sent == []
@@ -456,7 +468,7 @@ def test_bulk_registration_is_refused_to_everyone_when_no_owner_is_allowed(deps:
     deps.settings = servicebus_settings(REGISTRY_BULK_OWNERS="")
 
     with pytest.raises(UnusableMessage):
-        run(delivered(bulk_job()))
+        run(deps, delivered(bulk_job()))
 
     assert deps.store.all() == []
 
@@ -464,7 +476,7 @@ def test_bulk_registration_is_refused_to_everyone_when_no_owner_is_allowed(deps:
 def test_an_invalid_bulk_registration_from_an_allowed_owner_ends_failed_with_its_reason(deps: Deps) -> None:
     job = bulk_job(model_config={"type": "NOT-A-TYPE", "description": "bad"})
 
-    run(delivered(job))  # does not raise: retrying cannot help, and the owner can read why
+    run(deps, delivered(job))  # does not raise: retrying cannot help, and the owner can read why
 
     record = deps.store.peek(BULK_OWNER, "codegen", "1.0")
     assert record is not None
@@ -479,21 +491,21 @@ def test_an_invalid_bulk_registration_from_an_allowed_owner_ends_failed_with_its
 
 
 def test_the_continuation_after_a_retry_has_a_message_id_not_used_before(deps: Deps) -> None:
-    deps.copy_policy = CopyPolicy(block_size=MIB, concurrency=1, time_budget_seconds=0, lease_seconds=60)
+    deps.slice_per_block()
     registration = deps.register({"weights.bin": random.Random(7).randbytes(4 * MIB)})
     [start] = deps.queue.take()
-    run(delivered(start))
+    run(deps, delivered(start))
     [continue_1] = deps.queue.take()
     # continue:1's worker dies holding the lease; its redelivery finds the lease still held.
     deps.store.update(
         *_key(registration), lease_id="dead-worker", lease_until=datetime.now(UTC) + timedelta(seconds=60)
     )
-    run(delivered(continue_1, 2))
+    run(deps, delivered(continue_1, 2))
     [retry] = deps.queue.take()
     assert retry.purpose == "retry"
     deps.store.update(*_key(registration), lease_until=datetime.now(UTC) - timedelta(seconds=1))
 
-    run(delivered(retry, 1))
+    run(deps, delivered(retry, 1))
 
     # Were it continue:1 again, duplicate detection would drop it and the copy would stall.
     [after_retry] = deps.queue.take()
@@ -508,13 +520,13 @@ def test_a_retry_redelivered_while_a_dead_holder_keeps_the_lease_again_gets_a_ne
     [job] = deps.queue.take()
     held = {"lease_id": "dead-worker-1", "lease_until": datetime.now(UTC) + timedelta(seconds=60)}
     deps.store.update(*_key(registration), **held)
-    run(delivered(job, 2))
+    run(deps, delivered(job, 2))
     [retry] = deps.queue.take()
     # The retry's worker took over, failed holding the lease, and the host redelivered it at once.
     held = {"lease_id": "dead-worker-2", "lease_until": datetime.now(UTC) + timedelta(seconds=90)}
     deps.store.update(*_key(registration), **held)
 
-    run(delivered(retry, 2))
+    run(deps, delivered(retry, 2))
 
     [again] = deps.queue.take()
     assert again.purpose == "retry"

@@ -7,7 +7,7 @@ import base64
 import pytest
 
 from registry.settings import SettingsError, load_settings
-from tests.fakes import make_settings, settings_env
+from tests.builders import make_settings, settings_env
 
 
 def test_defaults() -> None:
@@ -135,3 +135,96 @@ def test_copy_settings_are_read_and_checked() -> None:
         make_settings(REGISTRY_COPY_CONCURRENCY="0")
     with pytest.raises(SettingsError, match="REGISTRY_COPY_BLOCK_MIB"):
         make_settings(REGISTRY_COPY_BLOCK_MIB="lots")
+
+
+# -- development switches only with the local emulator (issue 8, point 8) -------------------------
+
+AZURE_STORAGE = (
+    "DefaultEndpointsProtocol=https;AccountName=prod;AccountKey=a2V5;EndpointSuffix=core.windows.net"
+)
+REMOTE_ENDPOINTS = (
+    "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=a2V5;"
+    "BlobEndpoint=http://10.0.0.5:10000/devstoreaccount1;QueueEndpoint=http://127.0.0.1:10001/devstoreaccount1;"
+)
+LOCAL_ENDPOINTS = (
+    "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=a2V5;"
+    "BlobEndpoint=http://127.0.0.1:10100/devstoreaccount1;QueueEndpoint=http://localhost:10101/devstoreaccount1;"
+    "TableEndpoint=http://127.0.0.1:10102/devstoreaccount1;"
+)
+
+
+@pytest.mark.parametrize("switch", ["REGISTRY_DEV_MODE", "REGISTRY_ALLOW_INSECURE_SOURCES"])
+@pytest.mark.parametrize("storage", [AZURE_STORAGE, REMOTE_ENDPOINTS])
+def test_dev_switches_are_refused_unless_storage_is_the_local_emulator(switch: str, storage: str) -> None:
+    with pytest.raises(SettingsError, match="loopback"):
+        make_settings(**{switch: "true", "AzureWebJobsStorage": storage})
+
+
+def test_dev_switches_are_refused_with_identity_based_storage() -> None:
+    env = settings_env(REGISTRY_DEV_MODE="true", AzureWebJobsStorage__accountName="acct")
+    del env["AzureWebJobsStorage"]
+    with pytest.raises(SettingsError, match="REGISTRY_DEV_MODE"):
+        load_settings(env)
+
+
+@pytest.mark.parametrize("storage", [LOCAL_ENDPOINTS, "UseDevelopmentStorage=true"])
+def test_dev_switches_are_allowed_on_the_local_emulator(storage: str) -> None:
+    assert make_settings(REGISTRY_DEV_MODE="true", AzureWebJobsStorage=storage).dev_mode is True
+
+
+def test_without_easy_auth_in_azure_the_reason_no_caller_is_trusted_is_stated() -> None:
+    settings = make_settings(WEBSITE_INSTANCE_ID="abc")
+    assert settings.identity_problem is not None and "WEBSITE_AUTH_ENABLED" in settings.identity_problem
+    assert make_settings(WEBSITE_INSTANCE_ID="abc", WEBSITE_AUTH_ENABLED="true").identity_problem is None
+
+
+# -- source host patterns, sealing keys, quotas -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "pattern", ["*", "*blob.core.windows.net", "a*.example.com", "*.*.example.com", "127.0.0.1", "x"]
+)
+def test_allowed_source_host_patterns_must_be_host_names_or_whole_label_suffixes(pattern: str) -> None:
+    with pytest.raises(SettingsError, match="REGISTRY_ALLOWED_SOURCE_HOSTS"):
+        make_settings(REGISTRY_ALLOWED_SOURCE_HOSTS=pattern)
+
+
+def test_previous_sealing_keys_are_read_and_checked() -> None:
+    older = [base64.b64encode(bytes([i]) * 32).decode() for i in (1, 2)]
+    settings = make_settings(REGISTRY_SEALING_PREVIOUS_KEYS=" , ".join(older))
+    assert settings.sealing_previous_keys == (bytes([1]) * 32, bytes([2]) * 32)
+    assert make_settings().sealing_previous_keys == ()
+    with pytest.raises(SettingsError, match="REGISTRY_SEALING_PREVIOUS_KEYS"):
+        make_settings(REGISTRY_SEALING_PREVIOUS_KEYS="c2hvcnQ=")
+
+
+def test_quotas_default_to_the_documented_values_and_are_settings() -> None:
+    quotas = make_settings().quotas
+    assert (quotas.max_file_bytes, quotas.max_model_bytes) == (200 * 1024**3, 1024 * 1024**3)
+    assert (quotas.max_files, quotas.max_in_progress) == (1000, 20)
+    assert quotas.rate_limits == ((2, 1.0), (100, 60.0), (500, 600.0))
+    custom = make_settings(
+        REGISTRY_MAX_FILE_GIB="0.5",
+        REGISTRY_MAX_MODEL_GIB="2",
+        REGISTRY_MAX_FILES="10",
+        REGISTRY_MAX_IN_PROGRESS="3",
+    ).quotas
+    assert (custom.max_file_bytes, custom.max_model_bytes) == (1024**3 // 2, 2 * 1024**3)
+    assert (custom.max_files, custom.max_in_progress) == (10, 3)
+
+
+@pytest.mark.parametrize(
+    ("raw", "limits"), [("off", ()), ("5/1", ((5, 1.0),)), ("10/60, 100/3600", ((10, 60.0), (100, 3600.0)))]
+)
+def test_rate_limits_are_parsed(raw: str, limits: tuple[tuple[int, float], ...]) -> None:
+    assert make_settings(REGISTRY_RATE_LIMITS=raw).quotas.rate_limits == limits
+
+
+@pytest.mark.parametrize("raw", ["fast", "0/1", "5/0", "5", "5/1,x"])
+def test_malformed_rate_limits_are_refused(raw: str) -> None:
+    with pytest.raises(SettingsError, match="REGISTRY_RATE_LIMITS"):
+        make_settings(REGISTRY_RATE_LIMITS=raw)
+
+
+def test_the_lease_is_short_by_default_so_a_dead_worker_is_replaced_soon() -> None:
+    assert make_settings().copy_lease_seconds == 30

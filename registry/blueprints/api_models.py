@@ -1,0 +1,160 @@
+"""The HTTP API's query and response shapes, as pydantic models.
+
+Handlers answer with these models and the OpenAPI document is generated from them, so the two
+cannot drift. Fields that may be absent are left out of an answer rather than sent as null, as
+DeepDev's published schemas (which type them as string or object) expect.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import SkipJsonSchema
+
+from registry.domain.vocabulary import DataType, ModelType, State
+from registry.validation import Identifier
+
+
+def _absent(value: Any) -> bool:
+    return value is None
+
+
+def _no_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)  # absent, not null: the schema shows only the present form
+
+
+def Optional(**kwargs: Any) -> Any:  # noqa: N802 - reads as a type where it is used
+    """A field left out of the answer when it has no value."""
+    return Field(default=None, exclude_if=_absent, json_schema_extra=_no_default, **kwargs)
+
+
+_REGISTRATION_STATES = [s.value for s in State if s is not State.DELETING]
+RegistrationState = Annotated[
+    str, Field(json_schema_extra={"enum": _REGISTRATION_STATES}, description=" | ".join(_REGISTRATION_STATES))
+]
+
+
+class ListQuery(BaseModel):
+    """GET /models: the filters (each optional) and paging."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Identifier | None = Field(default=None, description="Only this name")
+    version: Identifier | None = Field(default=None, description="Only this version")
+    owner: Identifier | None = Field(default=None, description="Only this owner (principal id)")
+    type: ModelType | None = Field(default=None, description="Only this architecture")
+    trainable: bool | None = Field(
+        default=None, description="Only models with (true) or without (false) training_properties"
+    )
+    input_type: DataType | None = Field(default=None, description="Only models taking this type of input")
+    output_type: DataType | None = Field(
+        default=None, description="Only models producing this type of output"
+    )
+    language: Annotated[str, Field(min_length=1, max_length=64)] | None = Field(
+        default=None, description="Only models with this input or output language (any case)"
+    )
+    limit: Annotated[int, Field(ge=1, le=1000)] | None = Field(
+        default=None, description="Page size (default 100); given, the answer is a page object"
+    )
+    continuation: Annotated[str, Field(min_length=1, max_length=4096)] | None = Field(
+        default=None, description="The token of the previous page (same filters)"
+    )
+
+
+class FieldRule(BaseModel):
+    field: str
+    rule: str
+
+
+class ErrorResponse(BaseModel):
+    message: str
+    error_message: str
+    errors: list[FieldRule] | SkipJsonSchema[None] = Optional(
+        description="each violated field and rule (400)"
+    )
+
+
+class MessageResponse(BaseModel):
+    message: str
+
+
+class AcceptedResponse(BaseModel):
+    message: str
+    status_url: str
+
+
+class FileStatus(BaseModel):
+    name: str
+    state: str
+    bytes_copied: int
+    size: int | None
+
+
+class StatusResponse(BaseModel):
+    name: str
+    version: str
+    owner: str
+    state: RegistrationState
+    message: str
+    start_timestamp: str
+    start_time: str
+    last_updated_timestamp: str
+    last_updated_time: str
+    files: list[FileStatus]
+
+
+class ModelRef(BaseModel):
+    name: str
+    version: str
+    owner: str
+
+
+class ModelListItem(BaseModel):
+    name: str
+    version: str
+    owner: str
+    owner_name: str
+    organization: str | SkipJsonSchema[None] = Optional()
+    type: ModelType | SkipJsonSchema[None] = Optional(
+        description="absent for a registration that was never valid"
+    )
+    description: str
+    private: bool
+    state: RegistrationState
+    trainable: bool
+    parent_model: ModelRef | SkipJsonSchema[None] = Optional()
+
+
+class ModelPage(BaseModel):
+    models: list[ModelListItem]
+    continuation: str | None = Field(description="pass as ?continuation= for the next page; null at the end")
+
+
+class FileView(BaseModel):
+    name: str
+    size: int | None
+    content_md5: str | None
+    state: str
+
+
+class ModelResponse(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, protected_namespaces=())
+
+    name: str
+    version: str
+    owner: str
+    owner_name: str
+    organization: str | SkipJsonSchema[None] = Optional()
+    type: ModelType | SkipJsonSchema[None] = Optional()
+    description: str
+    private: bool
+    state: RegistrationState
+    message: str
+    parent_model: ModelRef | SkipJsonSchema[None] = Optional()
+    model_config_: dict[str, Any] = Field(alias="model_config")
+    model_metainfo: dict[str, Any]
+    files: list[FileView]
+    created_at: str
+    updated_at: str
+    last_change: dict[str, Any] | SkipJsonSchema[None] = Optional()

@@ -1,0 +1,178 @@
+"""The OpenAPI 3.1 document, generated from the route table and the pydantic models the API
+validates and answers with."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from registry.blueprints.api_models import ErrorResponse
+from registry.blueprints.http import Route
+from registry.validation import IDENTIFIER_PATTERN
+
+_REF = "#/components/schemas/{model}"
+_PREFIX = "v1.0/"
+_ERRORS = {
+    400: "Invalid request: every violated field and rule",
+    401: "No caller identity",
+    404: "No such model visible to the caller",
+    409: "Conflicts with the model's current state",
+    413: "Body over 1 MiB, or more than storage holds",
+    415: "Body is not JSON",
+    429: "Over the rate limit or a quota: retry after Retry-After seconds",
+    503: "Storage unavailable; nothing was changed",
+}
+_HEADERS = {
+    "Location": "Where to go next",
+    "Link": 'The next page: <url>; rel="next"',
+    "Retry-After": "Seconds to wait before retrying",
+    "WWW-Authenticate": "How to authenticate",
+}
+_PATH_PARAMETERS = {
+    "name": ("Model name", {"type": "string", "pattern": IDENTIFIER_PATTERN}),
+    "version": ("Model version", {"type": "string", "pattern": IDENTIFIER_PATTERN}),
+    "owner": ("Owner's principal id", {"type": "string", "pattern": IDENTIFIER_PATTERN}),
+    "path": ("The file's name in model_files (may hold '/')", {"type": "string", "minLength": 1}),
+}
+
+
+def _ref(model: type[BaseModel]) -> dict[str, str]:
+    return {"$ref": _REF.format(model=model.__name__)}
+
+
+def _content(schema: dict[str, Any], media_type: str = "application/json") -> dict[str, Any]:
+    return {media_type: {"schema": schema}}
+
+
+def _headers(names: Iterable[str]) -> dict[str, Any]:
+    return {name: {"description": _HEADERS[name], "schema": {"type": "string"}} for name in names}
+
+
+def _path(route: Route) -> str:
+    return "/" + route.path.removeprefix(_PREFIX).replace("{*", "{")
+
+
+def _parameters(route: Route) -> list[dict[str, Any]]:
+    parameters = []
+    for name in re.findall(r"\{\*?(\w+)\}", route.path):
+        description, schema = _PATH_PARAMETERS[name]
+        parameters.append(
+            {"name": name, "in": "path", "required": True, "description": description, "schema": schema}
+        )
+    if route.endpoint.query is not None:
+        schema = route.endpoint.query.model_json_schema(ref_template=_REF)
+        for name, field_schema in schema["properties"].items():
+            field_schema = dict(field_schema)
+            description = field_schema.pop("description", "")
+            field_schema.pop("title", None)
+            field_schema.pop("default", None)
+            # A query parameter is either there with a value or absent: never null.
+            options = [s for s in field_schema.pop("anyOf", [field_schema]) if s.get("type") != "null"]
+            parameters.append(
+                {
+                    "name": name,
+                    "in": "query",
+                    "required": False,
+                    "description": description,
+                    "schema": options[0] if len(options) == 1 else {"anyOf": options},
+                }
+            )
+    return parameters
+
+
+def _answers(route: Route) -> dict[str, Any]:
+    answers: dict[str, Any] = {}
+    for status, answer in route.endpoint.answers.items():
+        documented: dict[str, Any] = {"description": answer.description}
+        if answer.model is not None:
+            documented["content"] = _content(_ref(answer.model), answer.media_type)
+        elif answer.schema is not None:
+            documented["content"] = _content(dict(answer.schema), answer.media_type)
+        if answer.headers:
+            documented["headers"] = _headers(answer.headers)
+        answers[str(status)] = documented
+    endpoint = route.endpoint
+    errors = endpoint.errors if endpoint.anonymous else (*endpoint.errors, 401, 429)
+    for status in sorted(set(errors)):
+        documented = {"description": _ERRORS[status], "content": _content(_ref(ErrorResponse))}
+        if status == 429:
+            documented["headers"] = _headers(["Retry-After"])
+        if status == 401:
+            documented["headers"] = _headers(["WWW-Authenticate"])
+        answers[str(status)] = documented
+    return answers
+
+
+def _operation(route: Route) -> dict[str, Any]:
+    operation: dict[str, Any] = {
+        "operationId": route.operation_id,
+        "summary": route.endpoint.summary,
+        "parameters": _parameters(route),
+        "responses": _answers(route),
+    }
+    if route.endpoint.body is not None:
+        operation["requestBody"] = {"required": True, "content": _content(_ref(route.endpoint.body))}
+    if route.endpoint.anonymous:
+        operation["security"] = []
+    return operation
+
+
+def paths(routes: Iterable[Route]) -> dict[str, Any]:
+    result: dict[str, dict[str, Any]] = {}
+    for route in routes:
+        result.setdefault(_path(route), {})[route.method.lower()] = _operation(route)
+    return result
+
+
+def _models(routes: Iterable[Route]) -> list[tuple[type[BaseModel], str]]:
+    found: dict[type[BaseModel], str] = {ErrorResponse: "serialization"}
+    for route in routes:
+        if route.endpoint.body is not None:
+            found[route.endpoint.body] = "validation"
+        for answer in route.endpoint.answers.values():
+            for model in (answer.model, *answer.refs):
+                if model is not None:
+                    found.setdefault(model, "serialization")
+    return list(found.items())
+
+
+def schemas(routes: Iterable[Route]) -> dict[str, Any]:
+    _, schema = models_json_schema(_models(routes), by_alias=True, ref_template=_REF)  # type: ignore[arg-type]
+    return dict(schema.get("$defs", {}))
+
+
+def document(server_url: str, routes: Iterable[Route]) -> dict[str, Any]:
+    routes = list(routes)
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Model registry", "version": "1.0"},
+        "servers": [{"url": server_url}],
+        "paths": paths(routes),
+        "components": {
+            "schemas": schemas(routes),
+            "securitySchemes": {
+                "entraId": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "A Microsoft Entra ID token; App Service Authentication passes the caller",
+                }
+            },
+        },
+        "security": [{"entraId": []}],
+    }
+
+
+_generated: dict[tuple[str, ...], str] = {}
+
+
+def document_json(server_url: str, routes: tuple[Route, ...]) -> bytes:
+    """The document as JSON (generated once per process; only the server URL differs)."""
+    key = tuple(route.operation_id for route in routes)
+    if key not in _generated:
+        _generated[key] = json.dumps(document("{{server}}", routes))
+    return _generated[key].replace('"{{server}}"', json.dumps(server_url)).encode()

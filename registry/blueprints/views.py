@@ -1,0 +1,91 @@
+"""Registrations as the API shows them: the response models, built from the domain's records."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from registry.blueprints.api_models import (
+    FileStatus,
+    FileView,
+    ModelListItem,
+    ModelRef,
+    ModelResponse,
+    StatusResponse,
+)
+from registry.domain.listing import ModelSummary
+from registry.domain.model import FileProgress, Registration
+from registry.domain.vocabulary import ModelType
+
+
+def _model_type(value: str) -> ModelType | None:
+    return ModelType(value) if value in ModelType.__members__.values() else None
+
+
+def _parent(parent: dict[str, str] | None) -> ModelRef | None:
+    return ModelRef.model_validate(parent) if parent else None
+
+
+def _timestamp(moment: datetime) -> str:
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _human(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def list_item(summary: ModelSummary) -> ModelListItem:
+    return ModelListItem(
+        name=summary.name,
+        version=summary.version,
+        owner=summary.owner,
+        owner_name=summary.owner_name,
+        type=_model_type(summary.type),
+        description=summary.description,
+        private=summary.private,
+        state=summary.state,
+        trainable=summary.trainable,
+        parent_model=_parent(summary.parent_model),
+    )
+
+
+def status(registration: Registration, files: list[FileProgress]) -> StatusResponse:
+    return StatusResponse(
+        name=registration.name,
+        version=registration.version,
+        owner=registration.owner,
+        state=registration.state.value,
+        message=registration.message,
+        start_timestamp=_timestamp(registration.created_at),
+        start_time=_human(registration.created_at),
+        last_updated_timestamp=_timestamp(registration.updated_at),
+        last_updated_time=_human(registration.updated_at),
+        files=[
+            FileStatus(name=f.target, state=f.state.value, bytes_copied=f.bytes_copied, size=f.size)
+            for f in files
+        ],
+    )
+
+
+def model(registration: Registration, files: list[FileProgress]) -> ModelResponse:
+    """GET /model/{name}/{version}/{owner}: what a reader sees (never a secret)."""
+    return ModelResponse(
+        name=registration.name,
+        version=registration.version,
+        owner=registration.owner,
+        owner_name=registration.owner_name,
+        type=_model_type(registration.model_type),
+        description=registration.description,
+        private=registration.private,
+        state=registration.state.value,
+        message=registration.message,
+        parent_model=_parent(registration.parent),
+        model_config=registration.document.get("model_config", {}),
+        model_metainfo=registration.metainfo,
+        files=[
+            FileView(name=p.target, size=p.size, content_md5=p.content_md5 or None, state=p.state.value)
+            for p in files
+        ],
+        created_at=registration.created_at.isoformat(),
+        updated_at=registration.updated_at.isoformat(),
+        last_change=registration.last_change,
+    )

@@ -1,0 +1,43 @@
+"""The registry's words, listed once: validation, records, listing filters and OpenAPI all use these."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ModelType(StrEnum):
+    """A model's architecture (DeepDev's model_type)."""
+
+    ENCODER = "ENCODER"
+    DECODER = "DECODER"
+    SEQ2SEQ = "SEQ2SEQ"
+
+
+class DataType(StrEnum):
+    """What a model takes or produces (DeepDev's model_data_type)."""
+
+    SOURCE_CODE = "SOURCE_CODE"
+    NATURAL_LANGUAGE = "NATURAL_LANGUAGE"
+    CLASS_LABEL = "CLASS_LABEL"
+    OTHER = "OTHER"
+
+
+# Data types that are written in a language, so a model that takes or produces them names it.
+LANGUAGE_TYPES = frozenset({DataType.SOURCE_CODE, DataType.NATURAL_LANGUAGE})
+
+
+class State(StrEnum):
+    """A registration's state. DELETING is a tombstone: the API answers as for a model that does
+    not exist while the registry finishes removing what it stored."""
+
+    IN_PROGRESS = "InProgress"
+    FINISHED = "Finished"
+    FAILED = "Failed"
+    DELETING = "Deleting"
+
+
+class FileState(StrEnum):
+    PENDING = "Pending"
+    COPYING = "Copying"
+    FINISHED = "Finished"
+    FAILED = "Failed"
