@@ -141,22 +141,13 @@ def registration_body(document: Mapping[str, Any], sources: Mapping[str, str]) -
     return body
 
 
-def check_body(
-    body: Any,
-    *,
-    name: str,
-    version: str,
-    owner_id: str,
-    owner_name: str,
-    source_host: str,
-    insecure_sources: bool,
-) -> list[FieldError]:
-    """The API's own violations of this body (none: []), with its field and rule messages.
-
-    The sources are the user's own blob URLs, so their host is allowed here; the registry's
-    own list of allowed hosts is checked when it receives the request.
-    """
-    context = RequestContext(
+def check_context(
+    *, name: str, version: str, owner: tuple[str, str], source_host: str, insecure_sources: bool
+) -> RequestContext:
+    """What the API's rules need to know, as far as it is known here. The sources are the user's
+    own blob URLs, so their host is allowed; the registry checks its own list when the request comes."""
+    owner_id, owner_name = owner
+    return RequestContext(
         name=name,
         version=version,
         owner_id=owner_id,
@@ -165,6 +156,10 @@ def check_body(
         allowed_source_hosts=(source_host,),
         allow_insecure_sources=insecure_sources,
     )
+
+
+def check_body(body: Any, context: RequestContext) -> list[FieldError]:
+    """The API's own violations of this body (none: []), with its field and rule messages."""
     try:
         parse_registration(body, context)
     except InvalidRequest as problem:

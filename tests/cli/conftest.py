@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ from devhost.azurite import OWNER_ACCOUNT, REGISTRY_ACCOUNT, Azurite
 from tests.conftest import unique
 from tests.e2e.conftest import LocalHost
 
+RATE_LIMITS = "20/2"  # requests per seconds, per caller
 REGISTRY_SCRIPT = Path(sys.executable).parent / "registry"
 SMALL_FILES = {
     "score.py": b"def init(model_dir):\n    pass\n",
@@ -68,6 +70,8 @@ def host_env(azurite: Azurite) -> dict[str, str]:
         "DEVHOST_QUEUE_LEASE_SECONDS": "2",
         "DEVHOST_SHUTDOWN_SECONDS": "2",
         "DEVHOST_LOG_LEVEL": "WARNING",
+        # A rate limit, as deployed, but wider: the CLI must ride through its 429s (Retry-After).
+        "REGISTRY_RATE_LIMITS": RATE_LIMITS,
     }
 
 
@@ -84,7 +88,6 @@ class Cli:
     env: dict[str, str]
     api: str
     owner_container: ContainerClient  # the user's own container in the emulator's owner account
-    models: ContainerClient  # the registry's private container
 
     def command(self, *args: str) -> list[str]:
         return [str(REGISTRY_SCRIPT), *args]
@@ -104,9 +107,32 @@ class Cli:
         assert done.returncode == 0, done.stderr
         return json.loads(done.stdout)
 
-    def http(self, user: str = "alice") -> httpx.Client:
+    def download(self, owner: str, name: str, version: str, target: str) -> bytes:
+        """The registry's copy of a file, through the API's 302 to a read-only link."""
+        with self.http(owner) as http:
+            redirect = http.get(f"/api/v1.0/model/{name}/{version}/{owner}/files/{target}")
+        assert redirect.status_code == 302, redirect.text
+        response = httpx.get(redirect.headers["Location"], timeout=60)
+        assert response.status_code == 200
+        return response.content
+
+    def http(self, user: str = "alice", *, wait_out_429: bool = True) -> httpx.Client:
         headers = {"X-MS-CLIENT-PRINCIPAL-ID": user, "X-MS-CLIENT-PRINCIPAL-NAME": user}
-        return httpx.Client(base_url=self.api, headers=headers, timeout=30)
+        transport = WaitsOut429() if wait_out_429 else None
+        return httpx.Client(base_url=self.api, headers=headers, timeout=30, transport=transport)
+
+
+class WaitsOut429(httpx.HTTPTransport):
+    """The tests' own requests wait out the registry's rate limit as the CLI does."""
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        for _ in range(20):
+            response = super().handle_request(request)
+            if response.status_code != 429:
+                return response
+            response.close()
+            time.sleep(float(response.headers.get("Retry-After", "1")))
+        return response
 
 
 @pytest.fixture(scope="module")
@@ -140,10 +166,7 @@ def cli(
         "NO_COLOR": "1",
     }
     owner = BlobServiceClient.from_connection_string(azurite.connection_string(OWNER_ACCOUNT))
-    models = ContainerClient.from_connection_string(
-        azurite.connection_string(), host_env["REGISTRY_MODELS_CONTAINER"]
-    )
-    return Cli(env, local_host.url, owner.get_container_client(container), models)
+    return Cli(env, local_host.url, owner.get_container_client(container))
 
 
 def model_folder(root: Path, files: dict[str, bytes], model_yaml: str = MODEL_YAML) -> Path:

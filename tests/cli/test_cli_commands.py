@@ -16,7 +16,7 @@ import pytest
 from registry.cli import session as session_module
 from registry.cli.api import RegistryApi
 from registry.cli.app import cli, main
-from registry.cli.follow import follow
+from registry.cli.follow import Pace, follow
 from registry.cli.identity import Identity
 
 Handler = Callable[[httpx.Request], httpx.Response]
@@ -239,9 +239,9 @@ def test_follow_polls_until_the_state_ends_and_slows_down_while_nothing_moves() 
 
     seen: list[dict[str, Any]] = []
     sleeps: list[float] = []
-    final = follow(Api(), "m", "1", seen.append, interval=1.0, sleep=sleeps.append)  # type: ignore[arg-type]
+    final = follow(Api(), "m", "1", seen.append, pace=Pace(1.0, 3.0, sleeps.append))  # type: ignore[arg-type]
     assert final["state"] == "Finished" and len(seen) == 4
-    assert sleeps == [1.0, 1.5, 1.0]  # slower while nothing moved, back to the interval once it did
+    assert sleeps == [1.0, 1.0, 1.5, 1.0]  # a first wait; slower while nothing moved, back once it did
 
 
 def test_registry_bulk_runs_the_bulk_command_with_its_own_arguments(
@@ -262,3 +262,15 @@ def test_python_m_registry_bulk_still_works() -> None:
         [sys.executable, "-m", "registry", "--help"], capture_output=True, text=True, check=False
     )
     assert done.returncode == 0 and "register" in done.stdout
+
+
+def test_registers_upload_defaults_are_the_ones_the_benchmark_measures() -> None:
+    from registry.cli.upload import MIB, UploadSettings
+
+    options = {p.name: p.default for p in cli.commands["register"].params}
+    defaults = UploadSettings()
+    assert options["block_size"] * MIB == defaults.block_size
+    assert (options["concurrency"], options["parallel_files"]) == (
+        defaults.concurrency,
+        defaults.parallel_files,
+    )

@@ -18,7 +18,7 @@ import pytest
 from azure.core.exceptions import ResourceNotFoundError
 
 from devhost.azurite import OWNER_ACCOUNT, Azurite
-from tests.cli.conftest import MODEL_YAML, Cli, model_folder
+from tests.cli.conftest import MODEL_YAML, RATE_LIMITS, Cli, model_folder
 
 pytestmark = pytest.mark.e2e
 MIB = 1024 * 1024
@@ -61,7 +61,7 @@ def test_register_of_a_folder_with_a_nested_path_and_a_50_mib_file_finishes_with
     assert registered.result["replay"] is False
     assert registered.result["upload"]["bytes_sent"] == sum(len(d) for d in registered.files.values())
     for target, data in registered.files.items():
-        copied = cli.models.download_blob(f"alice/{registered.name}/{registered.version}/{target}").readall()
+        copied = cli.download("alice", registered.name, registered.version, target)
         assert digest(copied) == digest(data), target
 
 
@@ -143,7 +143,7 @@ def test_a_cli_killed_mid_upload_resumes_and_sends_only_what_was_missing(cli: Cl
     assert outcomes["nested/dir/big.bin"]["outcome"] == "resumed"
     assert result["upload"]["bytes_sent"] == total - committed - staged
     assert result["status"]["state"] == "Finished"
-    copied = cli.models.download_blob(f"alice/{name}/{version}/nested/dir/big.bin").readall()
+    copied = cli.download("alice", name, version, "nested/dir/big.bin")
     assert digest(copied) == digest(big)
 
 
@@ -244,10 +244,10 @@ def test_ctrl_c_while_following_stops_following_only_and_status_picks_it_up(cli:
         stderr=subprocess.PIPE,
         text=True,
     )
-    with cli.http() as http:
+    with cli.http("alice") as http:
         deadline = time.monotonic() + 60
         while http.get(f"/api/v1.0/model/{name}/1/status").status_code == 404 and time.monotonic() < deadline:
-            time.sleep(0.02)
+            time.sleep(0.3)
         assert http.get(f"/api/v1.0/model/{name}/1/status").json()["state"] == "InProgress"
         following.send_signal(signal.SIGINT)
         _, err = following.communicate(timeout=30)
@@ -285,3 +285,15 @@ def test_storage_that_refuses_the_upload_is_an_error_with_a_next_step(
     assert "your storage (" in done.stderr and "refused or failed" in done.stderr
     assert "Storage Blob Data Contributor" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_the_cli_waits_out_the_registrys_rate_limit(cli: Cli) -> None:
+    limit, seconds = (int(n) for n in RATE_LIMITS.split("/"))
+    with cli.http("carol", wait_out_429=False) as http:
+        answers = [http.get("/api/v1.0/models").status_code for _ in range(limit + 1)]
+    assert answers[-1] == 429  # carol is over the limit for up to `seconds` seconds now
+    started = time.monotonic()
+    done = cli.run("ls", "--json", user="carol")
+    assert done.returncode == 0, done.stderr
+    assert isinstance(json.loads(done.stdout), list)
+    assert time.monotonic() - started < seconds + 5

@@ -10,6 +10,7 @@ import yaml
 from registry.cli.errors import USAGE, CliError, UsageProblem
 from registry.cli.modelspec import (
     check_body,
+    check_context,
     folder_files,
     model_document,
     parse_assignment,
@@ -30,15 +31,14 @@ def good_body(folder: Path) -> dict[str, object]:
 
 
 def check(body: object) -> list[tuple[str, str]]:
-    found = check_body(
-        body,
+    context = check_context(
         name="m",
         version="1",
-        owner_id="alice",
-        owner_name="alice",
+        owner=("alice", "alice"),
         source_host="owner.blob.core.windows.net",
         insecure_sources=False,
     )
+    found = check_body(body, context)
     return [(e.field, e.rule) for e in found]
 
 

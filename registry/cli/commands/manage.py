@@ -78,7 +78,7 @@ def rm(*, session: Session, name: str, version: str, yes: bool) -> None:
 @click.option("--description", help="The new model's description.")
 @click.option("--public/--private", "public", default=None, help="[default: private]")
 @click.option("--follow/--no-follow", default=True, help="Follow the copy to the end [default: follow].")
-def clone(
+def clone(  # noqa: PLR0913 - click passes every option as a parameter
     *,
     session: Session,
     name: str,
