@@ -152,6 +152,8 @@ var appSettings = {
   REGISTRY_BULK_OWNERS: bulkOwners
   // Resolved by the platform with the user-assigned identity (keyVaultReferenceIdentity).
   REGISTRY_SEALING_KEY: '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.sealingKeySecretUri})'
+  // Keys that open what older keys sealed, during a rotation (then `python -m registry reseal`).
+  REGISTRY_SEALING_PREVIOUS_KEYS: ''
   // Production: no dev-mode principal headers, no http sources (the app refuses both in Azure).
   REGISTRY_DEV_MODE: 'false'
   REGISTRY_ALLOW_INSECURE_SOURCES: 'false'
@@ -166,8 +168,13 @@ var appSettings = {
   REGISTRY_COPY_BLOCK_MIB: '8'
   REGISTRY_COPY_CONCURRENCY: '8'
   REGISTRY_COPY_TIME_BUDGET_SECONDS: '200'
-  REGISTRY_COPY_LEASE_SECONDS: '270'
+  REGISTRY_COPY_LEASE_SECONDS: '30'
   REGISTRY_STALE_AFTER_SECONDS: '900'
+  REGISTRY_MAX_FILE_GIB: '200'
+  REGISTRY_MAX_MODEL_GIB: '1024'
+  REGISTRY_MAX_FILES: '1000'
+  REGISTRY_MAX_IN_PROGRESS: '20'
+  REGISTRY_RATE_LIMITS: '2/1,100/60,500/600'
 }
 
 module functionApp 'modules/functionapp.bicep' = {

@@ -472,7 +472,9 @@ class MetainfoChanges(_Strict):
     output_description: Annotated[str, Field(min_length=1, max_length=10_000)] | None = None
     num_params: Annotated[int, BeforeValidator(_positive_whole_number), Field(gt=0)] | None = None
     index_page_file: Annotated[str, Field(min_length=4, max_length=MAX_BLOB_NAME)] | None = None
-    images: Annotated[list[Annotated[str, Field(max_length=MAX_BLOB_NAME)]], Field(max_length=100)] | None = None
+    images: Annotated[list[Annotated[str, Field(max_length=MAX_BLOB_NAME)]], Field(max_length=100)] | None = (
+        None
+    )
 
     def changes(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_unset=True)

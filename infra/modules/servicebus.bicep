@@ -29,9 +29,9 @@ var roles = {
 
 // Shared by the job queue and the live-test queue.
 var queueProperties = {
-  // The copy worker's slice budget is 200 s (lease 270 s); 5 minutes is Service Bus's maximum lock,
-  // and the trigger renews the lock while a slice runs.
-  lockDuration: 'PT5M'
+  // The trigger renews the lock while a copy slice runs (host.json maxAutoLockRenewalDuration); a
+  // short lock brings a dead worker's job back within 30 s, when its 30 s lease has lapsed too.
+  lockDuration: 'PT30S'
   maxDeliveryCount: maxDeliveryCount
   requiresDuplicateDetection: true
   duplicateDetectionHistoryTimeWindow: 'PT1H'

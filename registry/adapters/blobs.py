@@ -146,6 +146,10 @@ class AzureModelFiles:
                 return bytes(self._container.download_blob(path, offset=0, length=max_bytes).readall())
         except NotFound:
             return None
+        except HttpResponseError as error:
+            if error.status_code == 416:  # a range of an empty blob: there is nothing to read
+                return b""
+            raise
 
     def read_url(self, path: str, ttl: timedelta) -> str:
         """A read-only SAS URL: signed with the account key on the emulator, with a user delegation

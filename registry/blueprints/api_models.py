@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic.json_schema import SkipJsonSchema
 
 from registry.domain.vocabulary import DataType, ModelType, State
@@ -29,6 +29,13 @@ def Optional(**kwargs: Any) -> Any:  # noqa: N802 - reads as a type where it is 
     return Field(default=None, exclude_if=_absent, json_schema_extra=_no_default, **kwargs)
 
 
+def _true_or_false(value: Any) -> Any:
+    """A query string's boolean is spelled true or false (not yes, 1, on ...)."""
+    if value not in ("true", "false", True, False):
+        raise ValueError("must be true or false")
+    return value in ("true", True)
+
+
 _REGISTRATION_STATES = [s.value for s in State if s is not State.DELETING]
 RegistrationState = Annotated[
     str, Field(json_schema_extra={"enum": _REGISTRATION_STATES}, description=" | ".join(_REGISTRATION_STATES))
@@ -44,7 +51,7 @@ class ListQuery(BaseModel):
     version: Identifier | None = Field(default=None, description="Only this version")
     owner: Identifier | None = Field(default=None, description="Only this owner (principal id)")
     type: ModelType | None = Field(default=None, description="Only this architecture")
-    trainable: bool | None = Field(
+    trainable: Annotated[bool, BeforeValidator(_true_or_false)] | None = Field(
         default=None, description="Only models with (true) or without (false) training_properties"
     )
     input_type: DataType | None = Field(default=None, description="Only models taking this type of input")

@@ -14,9 +14,9 @@ import logging
 import azure.functions as func
 
 from registry.bootstrap import dependencies
-from registry.services.dependencies import Dependencies
 from registry.domain.errors import SourceError, StorageUnavailable
 from registry.domain.jobs import CopyJob, parse_job
+from registry.services.dependencies import Dependencies
 from registry.services.jobs import UnusableMessage, fail_after_last_delivery, handle_message
 from registry.settings import SERVICE_BUS_CONNECTION, SERVICE_BUS_QUEUE_SETTING
 

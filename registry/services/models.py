@@ -366,7 +366,10 @@ def clone_model(deps: Dependencies, caller: Principal, name: str, version: str, 
     merged_body: dict[str, Any] = {
         "model_config": _merged_config(parent, clone),
         "model_files": added,
-        "model_metainfo": {**parent.metainfo, **(clone.model_metainfo.changes() if clone.model_metainfo else {})},
+        "model_metainfo": {
+            **parent.metainfo,
+            **(clone.model_metainfo.changes() if clone.model_metainfo else {}),
+        },
     }
     if clone.private_packages:
         merged_body["private_packages"] = clone.private_packages

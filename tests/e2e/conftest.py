@@ -115,6 +115,9 @@ def host_env(azurite: Azurite) -> dict[str, str]:
         "REGISTRY_COPY_CONCURRENCY": "2",
         "REGISTRY_COPY_TIME_BUDGET_SECONDS": "0.3",
         "REGISTRY_COPY_LEASE_SECONDS": "3",
+        # Tests poll and register fast: admission limits have tests of their own.
+        "REGISTRY_RATE_LIMITS": "off",
+        "REGISTRY_MAX_IN_PROGRESS": "10000",
         "DEVHOST_QUEUE_LEASE_SECONDS": "2",
         "DEVHOST_SHUTDOWN_SECONDS": "2",
     }

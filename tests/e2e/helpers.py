@@ -79,6 +79,13 @@ def download(redirect: httpx.Response) -> bytes:
     return response.content
 
 
+def fetch(client: httpx.Client, name: str, version: str, owner: str, path: str) -> bytes:
+    """A registered file's bytes, as a reader gets them: the files route, then its SAS URL."""
+    return download(
+        client.get(f"/api/v1.0/model/{name}/{version}/{owner}/files/{path}", follow_redirects=False)
+    )
+
+
 def record(
     *,
     owner: str,

@@ -23,6 +23,7 @@ from registry.services.dependencies import Dependencies
 from registry.settings import JOBS_QUEUE, load_settings
 from tests.conftest import Sources
 from tests.e2e.conftest import REPO, LocalHost
+from tests.e2e.helpers import fetch
 
 pytestmark = pytest.mark.e2e
 
@@ -67,9 +68,6 @@ class Good:
     @property
     def key(self) -> tuple[str, str, str]:
         return (self.owner, self.name, self.version)
-
-    def blob(self, target: str) -> str:
-        return f"{self.owner}/{self.name}/{self.version}/{target}"
 
 
 def _body(urls: dict[str, str], weights_url: str) -> dict[str, Any]:
@@ -203,8 +201,12 @@ def test_a_bulk_manifest_registers_every_good_line_once_and_reports_every_bad_on
     assert f"{len(goods)} valid, {len(bad)} invalid line(s)" in first.stderr
     assert first.stdout.splitlines() == ["state        count", f"Finished     {len(goods):>5}"], first.stdout
 
+    def stored(good: Good, path: str) -> bytes:
+        with bulk_host.client(good.owner) as client:
+            return fetch(client, good.name, good.version, good.owner, path)
+
     with ThreadPoolExecutor(8) as pool:
-        downloaded = list(pool.map(lambda g: models.download_blob(g.blob("weights.bin")).readall(), goods))
+        downloaded = list(pool.map(lambda g: stored(g, "weights.bin"), goods))
     assert [len(data) for data in downloaded] == [len(g.weights) for g in goods]
     assert all(data == good.weights for data, good in zip(downloaded, goods, strict=True))
     for good in goods[:: len(goods) // 5]:
@@ -215,7 +217,7 @@ def test_a_bulk_manifest_registers_every_good_line_once_and_reports_every_bad_on
             [*SMALL_FILES, "weights.bin"], "Finished"
         )
         for name, data in SMALL_FILES.items():
-            assert models.download_blob(good.blob(name)).readall() == data
+            assert stored(good, name) == data
     with bulk_host.client("alice") as client:
         assert client.get("/api/v1.0/model/typed/1/status").status_code == 404, "a bad line sends nothing"
 

@@ -120,25 +120,128 @@ def _shape(response: httpx.Response, name: str, version: str) -> tuple[int, str,
     return response.status_code, response.headers.get("content-type", ""), text
 
 
+Call = tuple[str, str, dict[str, Any] | None]
+
+
+@dataclass(frozen=True)
+class Matrix:
+    """Alice's private and public models, a model that never existed, and who asks."""
+
+    secret: tuple[str, str]
+    public: tuple[str, str]
+    ghost: tuple[str, str]
+    marker: str  # in the private model's description: must never reach anyone else
+    weights: bytes
+
+
+def _private_model_is_as_if_absent(m: Matrix, bob: httpx.Client, anonymous: httpx.Client) -> list[str]:
+    """For another user and for an anonymous caller, the private model answers as the ghost does."""
+    seen = []
+    for caller, expected_status in ((bob, 404), (anonymous, 401)):
+        ghost_calls = _calls(*m.ghost, "alice")
+        for endpoint, call in _calls(*m.secret, "alice").items():
+            answer = _call(caller, call)
+            nothing = _call(caller, ghost_calls[endpoint])
+            assert answer.status_code == expected_status, (endpoint, answer.text)
+            assert _shape(answer, *m.secret) == _shape(nothing, *m.ghost), endpoint
+            assert m.marker not in answer.text and "sig=" not in answer.text
+            assert "Location" not in answer.headers, endpoint
+            if caller is bob:
+                seen.append(_shape(answer, *m.secret)[2])
+    return seen
+
+
+def _public_model_is_read_only(
+    m: Matrix, bob: httpx.Client, anonymous: httpx.Client
+) -> tuple[str, list[str]]:
+    """Another user reads the public model and clones it, never changes it; anonymous gets nothing."""
+    expected_for_bob = {
+        "get": 200, "index": 200, "file": 302, "nested file": 302,
+        "status": 404, "patch": 404, "delete": 404, "clone": 202,
+    }  # fmt: skip
+    ghost_calls = _calls(*m.ghost, "alice")
+    seen, clone_status = [], ""
+    for endpoint, call in _calls(*m.public, "alice").items():
+        answer = _call(bob, call)
+        assert answer.status_code == expected_for_bob[endpoint], (endpoint, answer.text)
+        seen.append(answer.text)
+        if answer.status_code == 404:  # status, patch, delete address bob's own (absent) model
+            assert _shape(answer, *m.public) == _shape(_call(bob, ghost_calls[endpoint]), *m.ghost), endpoint
+        if endpoint == "clone":
+            clone_status = answer.headers["Location"]
+        unauthenticated = _call(anonymous, call)
+        assert unauthenticated.status_code == 401, endpoint
+        assert _shape(unauthenticated, *m.public) == _shape(_call(anonymous, ghost_calls[endpoint]), *m.ghost)
+    assert bob.get(f"{API}/model/{m.public[0]}/{m.public[1]}/alice/index").text == "# m\n"
+    assert download(_call(bob, _calls(*m.public, "alice")["nested file"])) == m.weights
+    return clone_status, seen
+
+
+def _lists_never_show_the_private_model(m: Matrix, bob: httpx.Client, anonymous: httpx.Client) -> list[str]:
+    secret, ghost = m.secret[0], m.ghost[0]
+    by_name = bob.get(f"{API}/models", params={"name": secret})
+    assert by_name.status_code == 200 and by_name.json() == []
+    assert _shape(by_name, *m.secret) == _shape(bob.get(f"{API}/models", params={"name": ghost}), *m.ghost)
+    assert _listed(bob, f"name={secret}") == []
+    alices = _listed(bob, "owner=alice")
+    assert [x["name"] for x in alices if x["name"] in (secret, m.public[0])] == [m.public[0]]
+    assert all(not x["private"] for x in alices)
+    everything = bob.get(f"{API}/models", params={"limit": 1000})
+    assert (*m.public, "alice") in {_key(x) for x in everything.json()["models"]}
+    for query in ("", "?limit=5", f"?name={secret}", "?owner=alice"):
+        assert anonymous.get(f"{API}/models{query}").status_code == 401
+    return [by_name.text, everything.text, bob.get(f"{API}/models").text]
+
+
+def _the_owner_does_everything_then_deletes(m: Matrix, alice: httpx.Client, bob: httpx.Client) -> None:
+    clones = []
+    for name, v in (m.secret, m.public):
+        calls = _calls(name, v, "alice")
+        view = _call(alice, calls["get"])
+        assert view.status_code == 200 and view.json()["name"] == name
+        index = _call(alice, calls["index"])
+        assert (index.status_code, index.text) == (200, "# m\n")
+        assert index.headers["content-type"].startswith("text/markdown")
+        assert download(_call(alice, calls["file"])) == b"def init(d): pass\n"
+        assert download(_call(alice, calls["nested file"])) == m.weights
+        assert _call(alice, calls["status"]).json()["state"] == "Finished"
+        patched = alice.patch(f"{API}/model/{name}/{v}", json={"model_config": {"description": "mine"}})
+        assert patched.status_code == 200, patched.text
+        clone = _call(alice, calls["clone"])
+        assert clone.status_code == 202, clone.text
+        clones.append(clone.headers["Location"])
+    assert [wait(alice, status_url)["state"] for status_url in clones] == ["Finished", "Finished"]
+    for name, v in (m.secret, m.public):
+        calls = _calls(name, v, "alice")
+        assert _call(alice, calls["delete"]).status_code == 200
+        assert _call(alice, calls["delete"]).status_code == 404
+        assert _call(alice, calls["get"]).status_code == 404
+        listed = bob.get(f"{API}/models", params={"name": name}).json()
+        assert [_key(x) for x in listed if x["owner"] == "alice"] == []
+        assert bob.get(f"{API}/model/{name}/{v}/alice").status_code == 404
+
+
 def test_authorization_matrix_private_models_exist_only_for_their_owner(
     local_host: LocalHost, sources: Sources
 ) -> None:
     tag = uuid.uuid4().hex[:8]
-    marker = f"SECRET-{uuid.uuid4().hex}"
-    secret, secret_v = f"secret-{tag}", "1.0.7"
-    public, public_v = f"open-{tag}", "2.0.1"
-    ghost, ghost_v = f"ghost-{tag}", "9.9.9"
-    weights = os.urandom(64 * 1024)
+    m = Matrix(
+        secret=(f"secret-{tag}", "1.0.7"),
+        public=(f"open-{tag}", "2.0.1"),
+        ghost=(f"ghost-{tag}", "9.9.9"),
+        marker=f"SECRET-{uuid.uuid4().hex}",
+        weights=os.urandom(64 * 1024),
+    )
     alice, bob, anonymous = (local_host.client(p) for p in ("alice", "bob", None))
     with alice, bob, anonymous:
         accepted = [
             alice.put(
                 f"{API}/model/{name}/{version}",
-                json=body(sources, {"model/w.bin": weights}, private=private, description=text),
+                json=body(sources, {"model/w.bin": m.weights}, private=private, description=text),
             )
-            for name, version, private, text in (
-                (secret, secret_v, True, marker),
-                (public, public_v, False, "open to all"),
+            for (name, version), private, text in (
+                (m.secret, True, m.marker),
+                (m.public, False, "open to all"),
             )
         ]
         assert [r.status_code for r in accepted] == [202, 202], [r.text for r in accepted]
@@ -148,104 +251,28 @@ def test_authorization_matrix_private_models_exist_only_for_their_owner(
                 alice.get(f"{API}/model/{name}/{v}/alice").json(),
                 alice.get(f"{API}/model/{name}/{v}/status").json(),
             )
-            for name, v in ((secret, secret_v), (public, public_v))
+            for name, v in (m.secret, m.public)
         }
 
-        others_bodies: list[str] = []  # every answer given to bob, for the leak check at the end
-
-        # The private model, for another user and for an anonymous caller: as if it did not exist.
-        for caller, expected_status in ((bob, 404), (anonymous, 401)):
-            ghost_calls = _calls(ghost, ghost_v, "alice")
-            for endpoint, call in _calls(secret, secret_v, "alice").items():
-                answer = _call(caller, call)
-                nothing = _call(caller, ghost_calls[endpoint])
-                assert answer.status_code == expected_status, (endpoint, answer.text)
-                assert _shape(answer, secret, secret_v) == _shape(nothing, ghost, ghost_v), endpoint
-                assert marker not in answer.text and "sig=" not in answer.text
-                assert "Location" not in answer.headers, endpoint
-                if caller is bob:
-                    others_bodies.append(_shape(answer, secret, secret_v)[2])
-
-        # The public model: readable by another user, never changeable; nothing for anonymous.
-        expected_for_bob = {
-            "get": 200, "index": 200, "file": 302, "nested file": 302,
-            "status": 404, "patch": 404, "delete": 404, "clone": 202,
-        }  # fmt: skip
-        ghost_calls = _calls(ghost, ghost_v, "alice")
-        bob_clone_status = ""
-        for endpoint, call in _calls(public, public_v, "alice").items():
-            answer = _call(bob, call)
-            assert answer.status_code == expected_for_bob[endpoint], (endpoint, answer.text)
-            others_bodies.append(answer.text)
-            if answer.status_code == 404:  # status, patch, delete address bob's own (absent) model
-                nothing = _call(bob, ghost_calls[endpoint])
-                assert _shape(answer, public, public_v) == _shape(nothing, ghost, ghost_v), endpoint
-            if endpoint == "clone":
-                bob_clone_status = answer.headers["Location"]
-            unauthenticated = _call(anonymous, call)
-            assert unauthenticated.status_code == 401, endpoint
-            assert _shape(unauthenticated, public, public_v) == _shape(
-                _call(anonymous, ghost_calls[endpoint]), ghost, ghost_v
-            )
-        assert bob.get(f"{API}/model/{public}/{public_v}/alice/index").text == "# m\n"
-        assert download(_call(bob, _calls(public, public_v, "alice")["nested file"])) == weights
-
-        # Lists: the private model is in none of them, nor in any count.
-        by_name = bob.get(f"{API}/models", params={"name": secret})
-        assert by_name.status_code == 200 and by_name.json() == []
-        assert _shape(by_name, secret, secret_v) == _shape(
-            bob.get(f"{API}/models", params={"name": ghost}), ghost, ghost_v
-        )
-        assert _listed(bob, f"name={secret}") == []
-        alices = _listed(bob, "owner=alice")
-        assert [m["name"] for m in alices if m["name"] in (secret, public)] == [public]
-        assert all(not m["private"] for m in alices)
-        everything = bob.get(f"{API}/models", params={"limit": 1000})
-        others_bodies += [by_name.text, everything.text, bob.get(f"{API}/models").text]
-        assert (public, public_v, "alice") in {_key(m) for m in everything.json()["models"]}
-        for text in others_bodies:
-            assert secret not in text and marker not in text
-        for query in ("", "?limit=5", f"?name={secret}", "?owner=alice"):
-            assert anonymous.get(f"{API}/models{query}").status_code == 401
+        seen = _private_model_is_as_if_absent(m, bob, anonymous)
+        clone_status, answers = _public_model_is_read_only(m, bob, anonymous)
+        seen += answers + _lists_never_show_the_private_model(m, bob, anonymous)
+        for text in seen:  # every answer given to bob
+            assert m.secret[0] not in text and m.marker not in text
 
         # Nothing another user did changed anything (not even the updated_at of the models).
-        assert wait(bob, bob_clone_status)["state"] == "Finished"
-        for name, v in ((secret, secret_v), (public, public_v)):
+        assert wait(bob, clone_status)["state"] == "Finished"
+        for name, v in (m.secret, m.public):
             view, status = owner_views[name]
             assert alice.get(f"{API}/model/{name}/{v}/alice").json() == view
             assert alice.get(f"{API}/model/{name}/{v}/status").json() == status
-            assert view["last_change"] is None
-        assert bob.get(f"{API}/model/{secret}/{secret_v}/bob").status_code == 404, "no clone of it"
-        assert bob.get(f"{API}/model/{public}/{public_v}-copy/bob").json()["parent_model"] == {
-            "name": public, "version": public_v, "owner": "alice"
+            assert "last_change" not in view  # absent, not null, until the first change
+        assert bob.get(f"{API}/model/{m.secret[0]}/{m.secret[1]}/bob").status_code == 404, "no clone of it"
+        assert bob.get(f"{API}/model/{m.public[0]}/{m.public[1]}-copy/bob").json()["parent_model"] == {
+            "name": m.public[0], "version": m.public[1], "owner": "alice"
         }  # fmt: skip
 
-        # The owner: everything, on both models (deleting once both clones are done).
-        clones = []
-        for name, v in ((secret, secret_v), (public, public_v)):
-            calls = _calls(name, v, "alice")
-            view = _call(alice, calls["get"])
-            assert view.status_code == 200 and view.json()["name"] == name
-            index = _call(alice, calls["index"])
-            assert (index.status_code, index.text) == (200, "# m\n")
-            assert index.headers["content-type"].startswith("text/markdown")
-            assert download(_call(alice, calls["file"])) == b"def init(d): pass\n"
-            assert download(_call(alice, calls["nested file"])) == weights
-            assert _call(alice, calls["status"]).json()["state"] == "Finished"
-            patched = alice.patch(f"{API}/model/{name}/{v}", json={"model_config": {"description": "mine"}})
-            assert patched.status_code == 200, patched.text
-            clone = _call(alice, calls["clone"])
-            assert clone.status_code == 202, clone.text
-            clones.append(clone.headers["Location"])
-        assert [wait(alice, status_url)["state"] for status_url in clones] == ["Finished", "Finished"]
-        for name, v in ((secret, secret_v), (public, public_v)):
-            calls = _calls(name, v, "alice")
-            assert _call(alice, calls["delete"]).status_code == 200
-            assert _call(alice, calls["delete"]).status_code == 404
-            assert _call(alice, calls["get"]).status_code == 404
-            listed = bob.get(f"{API}/models", params={"name": name}).json()
-            assert [_key(m) for m in listed if m["owner"] == "alice"] == []
-            assert bob.get(f"{API}/model/{name}/{v}/alice").status_code == 404
+        _the_owner_does_everything_then_deletes(m, alice, bob)
 
 
 # -- 2. pagination ----------------------------------------------------------------------------
@@ -323,6 +350,28 @@ def test_pages_hold_every_visible_model_exactly_once_even_with_inserts_between_p
 # -- 3. filters -------------------------------------------------------------------------------
 
 
+def _assert_filtered(
+    client: httpx.Client,
+    params: dict[str, str],
+    wanted: set[tuple[str, str, str]],
+    ours: set[tuple[str, str, str]],
+) -> None:
+    """The listing with these filters holds exactly the wanted models of ours, once each, and
+    nothing (of other tests either) that does not match."""
+    items = _listed(client, "&".join(f"{k}={v}" for k, v in params.items()))
+    keys = [_key(m) for m in items]
+    assert len(keys) == len(set(keys)), params
+    assert {k for k in keys if k in ours} == wanted, params
+    for item in items:  # including other tests' models
+        assert not item["private"], params
+        for field in ("name", "version", "owner", "type"):
+            if field in params:
+                assert item[field] == params[field], (params, item)
+        if "trainable" in params:
+            assert item["trainable"] is (params["trainable"] == "true"), (params, item)
+    assert client.get(f"{API}/models", params=params).json() == items[:100]
+
+
 def test_every_filter_selects_exactly_the_visible_models_that_match(
     local_host: LocalHost, deps: Dependencies
 ) -> None:
@@ -381,20 +430,9 @@ def test_every_filter_selects_exactly_the_visible_models_that_match(
     ]  # fmt: skip
     with local_host.client("ivan") as ivan:
         for params, matches in cases:
-            items = _listed(ivan, "&".join(f"{k}={v}" for k, v in params.items()))
-            keys = [_key(m) for m in items]
-            assert len(keys) == len(set(keys)), params
             wanted = {(r.name, r.version, r.owner) for r in visible if matches(r)}
             assert wanted, f"the dataset has no case for {params}"
-            assert {k for k in keys if k in ours} == wanted, params
-            for item in items:  # including other tests' models
-                assert not item["private"], params
-                for field in ("name", "version", "owner", "type"):
-                    if field in params:
-                        assert item[field] == params[field], (params, item)
-                if "trainable" in params:
-                    assert item["trainable"] is (params["trainable"] == "true"), (params, item)
-            assert ivan.get(f"{API}/models", params=params).json() == items[:100]
+            _assert_filtered(ivan, params, wanted, set(ours))
 
         for params in ({"colour": "red"}, {"type": "TRANSFORMER"}, {"trainable": "yes"}, {"input_type": "x"}):
             refused = ivan.get(f"{API}/models", params=params)

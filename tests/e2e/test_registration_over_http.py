@@ -12,7 +12,7 @@ from azure.storage.blob import ContainerClient
 from tests.conftest import Sources
 from tests.e2e.conftest import LocalHost
 from tests.e2e.helpers import body as registration_body
-from tests.e2e.helpers import wait
+from tests.e2e.helpers import fetch, wait
 
 pytestmark = pytest.mark.e2e
 MIB = 1024 * 1024
@@ -33,13 +33,14 @@ def test_a_registration_is_accepted_copied_and_reported_finished(
         assert status_url.endswith("/api/v1.0/model/summarizer/1.2.3/status")
 
         status = wait(client, status_url)
+        stored = fetch(client, "summarizer", "1.2.3", "alice", "model/weights.bin")
 
     assert status["state"] == "Finished", status
     assert {f["name"]: (f["state"], f["bytes_copied"], f["size"]) for f in status["files"]}[
         "model/weights.bin"
     ] == ("Finished", len(weights), len(weights))
     assert status["start_timestamp"] <= status["last_updated_timestamp"]
-    assert models.download_blob("alice/summarizer/1.2.3/model/weights.bin").readall() == weights
+    assert stored == weights
     assert "sig=" not in str(status)
 
 
@@ -140,9 +141,10 @@ def test_a_host_killed_mid_copy_and_restarted_finishes_with_identical_bytes(
         host.start()
         with host.client() as client:
             final = wait(client, status_url)
+            stored = fetch(client, "crashy", "1", "alice", "weights.bin")
     finally:
         host.stop()
         print("".join(host.log[-80:]))
 
     assert final["state"] == "Finished", final
-    assert models.download_blob("alice/crashy/1/weights.bin").readall() == weights
+    assert stored == weights

@@ -75,11 +75,10 @@ def test_service_bus_queue_delivers_jobs_as_the_worker_expects() -> None:
     assert queue["requiresDuplicateDetection"] is True and queue["duplicateDetectionHistoryTimeWindow"]
     assert queue["deadLetteringOnMessageExpiration"] is True
     settings = app_settings()
-    # The lock outlives a copy slice and its lease, within Service Bus's 5-minute maximum.
-    assert float(settings["REGISTRY_COPY_LEASE_SECONDS"]) / 60 <= minutes(queue["lockDuration"]) <= 5
-    assert float(settings["REGISTRY_COPY_TIME_BUDGET_SECONDS"]) < float(
-        settings["REGISTRY_COPY_LEASE_SECONDS"]
-    )
+    # A dead worker's message comes back within a minute (the host renews the lock of a live one),
+    # and by then its lease on the registration (renewed at every checkpoint) has lapsed too.
+    assert minutes(queue["lockDuration"]) <= 1
+    assert float(settings["REGISTRY_COPY_LEASE_SECONDS"]) <= 60
     params = module_params("serviceBus")
     assert str(params["maxDeliveryCount"]) == settings["REGISTRY_SERVICEBUS_MAX_DELIVERIES"]
     assert params["queueName"] == settings["REGISTRY_SERVICEBUS_QUEUE"]

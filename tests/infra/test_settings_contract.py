@@ -128,7 +128,7 @@ def test_production_settings_load_with_production_values(loaded: tuple[Settings,
     assert settings.copy_block_size == 8 * 1024 * 1024
     assert settings.copy_concurrency == 8
     assert settings.copy_time_budget_seconds == 200
-    assert settings.copy_lease_seconds == 270
+    assert settings.copy_lease_seconds == 30
     assert settings.stale_after_seconds == 900
 
 

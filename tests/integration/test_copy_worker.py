@@ -73,16 +73,7 @@ def _register(
             "index_page_file": "index.md",
         },
     }
-    return register(
-        body=body,
-        name="bert",
-        version=version,
-        caller=ALICE,
-        store=deps.store,
-        queue=deps.queue,
-        sealer=deps.sealer,
-        settings=deps.settings,
-    )
+    return register(deps, ALICE, "bert", version, body)
 
 
 def _run(
@@ -93,19 +84,14 @@ def _run(
     policy: CopyPolicy | None = None,
     now: Callable[[], datetime] = utcnow,
 ) -> Outcome:
-    return process_job(
-        job,
-        store=deps.store,
-        queue=deps.queue,
-        copier=copier or deps.copier,
-        sealer=deps.sealer,
-        policy=policy or deps.copy_policy,
-        now=now,
-    )
+    wired = dataclasses.replace(deps, copier=copier or deps.copier, now=now)
+    return process_job(job, wired, policy=policy)
 
 
 def _committed(deps: Dependencies, registration: Registration, target: str) -> bytes:
-    return deps.copier._container.download_blob(registration.blob_path(target)).readall()
+    data = deps.files.read(registration.blob_path(target), 1 << 30)
+    assert data is not None
+    return data
 
 
 def test_multi_block_files_are_copied_byte_identically(deps: Dependencies, sources: Sources) -> None:
@@ -129,7 +115,7 @@ def test_an_interrupted_copy_resumes_and_stages_only_the_missing_blocks(
 ) -> None:
     data = os.urandom(10 * MIB)  # ten 1 MiB blocks
     registration = _register(deps, sources, {"weights.bin": data})
-    serial = dataclasses.replace(deps.copy_policy, concurrency=1)
+    serial = dataclasses.replace(CopyPolicy.of(deps), concurrency=1)
     # The three small files come first (sorted by name) and take one block each.
     dying = CountingCopier(deps.copier, crash_after=3 + 4)
     with pytest.raises(Crash):
@@ -161,7 +147,7 @@ def test_a_duplicate_message_while_a_worker_holds_the_lease_copies_nothing(
     assert _run(deps, job_for(registration), copier=duplicate) is Outcome.BUSY
     assert duplicate.staged == 0
     # After the copy finished, the same message again is harmless too.
-    later = utcnow() + timedelta(seconds=deps.copy_policy.lease_seconds + 1)
+    later = utcnow() + timedelta(seconds=CopyPolicy.of(deps).lease_seconds + 1)
     assert _run(deps, job_for(registration), now=lambda: later) is Outcome.FINISHED
     assert _run(deps, job_for(registration), copier=duplicate) is Outcome.IGNORED
     assert duplicate.staged == 0
@@ -185,7 +171,7 @@ def test_a_missing_source_fails_the_registration_naming_the_file(
 
 def test_a_source_overwritten_mid_copy_fails_the_registration(deps: Dependencies, sources: Sources) -> None:
     registration = _register(deps, sources, {"weights.bin": os.urandom(6 * MIB)})
-    tight = dataclasses.replace(deps.copy_policy, concurrency=1)
+    tight = dataclasses.replace(CopyPolicy.of(deps), concurrency=1)
     dying = CountingCopier(deps.copier, crash_after=3 + 2)
     with pytest.raises(Crash):
         _run(deps, job_for(registration), copier=dying, policy=tight)
@@ -208,19 +194,12 @@ def test_the_time_budget_produces_continuations_that_finish_the_copy(
     registration = _register(deps, sources, {"weights.bin": data})
     # A clock that advances one second per staged block: a 2.5 s budget stages three blocks.
     counter = CountingCopier(deps.copier)
-    policy = dataclasses.replace(deps.copy_policy, concurrency=1, time_budget_seconds=2.5)
+    policy = dataclasses.replace(CopyPolicy.of(deps), concurrency=1, time_budget_seconds=2.5)
 
     outcomes = []
     for _ in range(30):
-        outcome = process_job(
-            job_for(registration),
-            store=deps.store,
-            queue=deps.queue,
-            copier=counter,
-            sealer=deps.sealer,
-            policy=policy,
-            clock=lambda: float(counter.staged),
-        )
+        counted = dataclasses.replace(deps, copier=counter, monotonic=lambda: float(counter.staged))
+        outcome = process_job(job_for(registration), counted, policy=policy)
         outcomes.append(outcome)
         if outcome is not Outcome.CONTINUED:
             break
@@ -229,7 +208,7 @@ def test_the_time_budget_produces_continuations_that_finish_the_copy(
     assert outcomes.count(Outcome.CONTINUED) >= 3
     assert counter.staged == 3 + 8, "no block is staged twice across continuations"
     assert _committed(deps, registration, "weights.bin") == data
-    queued = deps.queue._client.get_queue_properties().approximate_message_count
+    queued = deps.queue._client.get_queue_properties().approximate_message_count  # type: ignore[attr-defined]
     assert queued == 1 + outcomes.count(Outcome.CONTINUED), "the first job plus one per continuation"
 
 
@@ -251,7 +230,7 @@ def test_a_job_that_keeps_failing_is_poisoned_and_its_registration_reads_failed_
         record = deps.store.get("alice", "bert", "1.0")
         assert record is not None and record.state is State.IN_PROGRESS and record.lease_id == ""
 
-    assert fail_poisoned(job.to_json(), store=deps.store) is True
+    assert fail_poisoned(job.to_json(), deps) is True
 
     failed = deps.store.get("alice", "bert", "1.0")
     assert failed is not None and failed.state is State.FAILED

@@ -86,6 +86,7 @@ def test_table_store_keeps_file_progress_in_batches_with_etag_checks(deps: Depen
     with pytest.raises(ConcurrentUpdate):
         deps.store.replace_file(registration, stale)
 
+    deps.store.forget_files(registration)
     deps.store.delete(registration)
     assert deps.store.get("alice", "bert", "1.0") is None
     assert deps.store.files(registration) == []
@@ -97,7 +98,7 @@ def test_table_store_finds_only_quiet_in_progress_registrations(deps: Dependenci
     deps.store.insert(_registration("busy"))
     deps.store.insert(_registration("done", last_progress_at=old, state=State.FINISHED))
 
-    stale = list(deps.store.stale_in_progress(utcnow() - timedelta(minutes=5)))
+    stale = list(deps.store.in_state(State.IN_PROGRESS, utcnow() - timedelta(minutes=5)))
 
     assert [r.name for r in stale] == ["quiet"]
 

@@ -171,7 +171,11 @@ def test_a_job_arriving_through_handle_message_is_registered(
 ) -> None:
     job = RegisterJob("bulkbot", "codegen", "2.0", registration_body())
 
-    outcome = handle_message(job.to_json().encode(), make_deps(settings, store=store, queue=queue, sealer=sealer), redelivered=False)
+    outcome = handle_message(
+        job.to_json().encode(),
+        make_deps(settings, store=store, queue=queue, sealer=sealer),
+        redelivered=False,
+    )
 
     assert outcome == "InProgress"
     assert parse_job(job.to_json()) == RegisterJob(
@@ -192,7 +196,9 @@ def test_an_identical_job_after_the_copy_finished_enqueues_nothing_and_records_n
     job = RegisterJob("alice", "codegen", "1.0", body)
     run(job)
     (copy_job,) = queue.take()
-    deps = make_deps(make_settings(REGISTRY_BULK_OWNERS="alice"), store=store, queue=queue, blobs=copier, sealer=sealer)
+    deps = make_deps(
+        make_settings(REGISTRY_BULK_OWNERS="alice"), store=store, queue=queue, blobs=copier, sealer=sealer
+    )
     assert process_job(copy_job, deps, policy=POLICY) is Outcome.FINISHED
     finished = store.peek("alice", "codegen", "1.0")
     assert finished is not None and finished.state is State.FINISHED
@@ -364,7 +370,9 @@ def test_a_message_that_is_no_job_is_unusable(
     store: FakeRegistrationStore, queue: FakeJobQueue, sealer: Sealer, settings: Settings, message: bytes
 ) -> None:
     with pytest.raises(UnusableMessage):
-        handle_message(message, make_deps(settings, store=store, queue=queue, sealer=sealer), redelivered=False)
+        handle_message(
+            message, make_deps(settings, store=store, queue=queue, sealer=sealer), redelivered=False
+        )
     assert store.all() == [] and queue.sent == []
 
 

@@ -22,12 +22,12 @@ from registry.domain.model import EPOCH, Registration
 from registry.domain.vocabulary import FileState, State
 from registry.identity import Principal
 from registry.sealing import Sealer
-from registry.services.dependencies import Dependencies
-from registry.settings import Settings
 from registry.services.copying import MIB, CopyPolicy, Outcome, block_ids, fail_poisoned, process_job
+from registry.services.dependencies import Dependencies
 from registry.services.registration import job_for, register, sealing_binding
 from registry.services.sweep import requeue_stale
-from tests.builders import make_deps, SAS, TEST_SEALING_KEY, make_settings, registration_body, source_url
+from registry.settings import Settings
+from tests.builders import SAS, TEST_SEALING_KEY, make_deps, make_settings, registration_body, source_url
 from tests.fakes import (
     T0,
     FakeBlobCopier,

@@ -17,16 +17,16 @@ from typing import Any
 
 import pytest
 
+from registry.blueprints import views
 from registry.domain.jobs import CopyJob
 from registry.domain.listing import ModelFilter
 from registry.domain.model import Registration
 from registry.domain.vocabulary import FileState, State
 from registry.identity import Principal
 from registry.sealing import Sealer
-from registry.blueprints import views
 from registry.services import models as service
-from registry.services.dependencies import Dependencies
 from registry.services.copying import MIB, CopyPolicy, Outcome, process_job
+from registry.services.dependencies import Dependencies
 from registry.services.registration import (
     Conflict,
     job_for,

@@ -15,6 +15,7 @@ from registry.domain.model import FileProgress, Registration
 from registry.domain.vocabulary import FileState, State
 from registry.identity import Principal
 from registry.sealing import Sealer
+from registry.services.dependencies import Dependencies
 from registry.services.models import NotVisible, files_of, find_own
 from registry.services.registration import (
     Conflict,
@@ -22,10 +23,9 @@ from registry.services.registration import (
     register,
     sealing_binding,
 )
+from registry.settings import Settings
 from registry.validation import InvalidRequest
 from tests.builders import DOCKER_PASSWORD, deepdev_example_body, make_settings, registration_body
-from registry.services.dependencies import Dependencies
-from registry.settings import Settings
 from tests.fakes import T0, FakeClock, FakeJobQueue, FakeRegistrationStore
 
 ALICE = Principal("alice-oid-0001", "alice@contoso.com")

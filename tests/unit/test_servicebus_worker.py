@@ -10,9 +10,9 @@ Bus dead-letters it.
 from __future__ import annotations
 
 import contextlib
+import random
 import time
 from collections.abc import Callable
-import random
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -29,7 +29,7 @@ from registry.domain.model import Registration
 from registry.domain.vocabulary import FileState, State
 from registry.identity import Principal
 from registry.sealing import Sealer
-from registry.services.copying import MIB, CopyPolicy
+from registry.services.copying import MIB
 from registry.services.dependencies import Dependencies
 from registry.services.jobs import UnusableMessage
 from registry.services.registration import register

@@ -9,12 +9,12 @@ import pytest
 
 from registry.validation import (
     IDENTIFIER_RULE,
-    safe_key,
     FieldError,
     InvalidRequest,
     RegistrationRequest,
     RequestContext,
     parse_registration,
+    safe_key,
 )
 from tests.builders import DOCKER_PASSWORD, SAS, deepdev_example_body, registration_body, source_url
 
