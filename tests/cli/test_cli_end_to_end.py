@@ -243,6 +243,8 @@ def test_ctrl_c_while_following_stops_following_only_and_status_picks_it_up(cli:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # As in a terminal, whatever started this suite: a background job inherits SIGINT ignored.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     with cli.http("alice") as http:
         deadline = time.monotonic() + 60
