@@ -547,6 +547,7 @@ def _after_lost_lease(deps: Dependencies, registration: Registration) -> None:
     second case a file this slice committed after the delete would be left behind: its blobs are
     this registration's alone (their path names its id), so remove them."""
     if _gone(deps, registration):
+        deps.store.forget_files(registration)
         removed = deps.files.delete_prefix(registration.blob_prefix)
         log.warning(
             "%s was deleted during its copy; removed %d blob(s) left behind", registration.key, removed

@@ -11,7 +11,6 @@ import dataclasses
 import json
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -23,161 +22,18 @@ from registry.domain.listing import ModelFilter
 from registry.domain.model import Registration
 from registry.domain.vocabulary import FileState, State
 from registry.identity import Principal
-from registry.sealing import Sealer
 from registry.services import models as service
-from registry.services.copying import MIB, CopyPolicy, Outcome, process_job
-from registry.services.dependencies import Dependencies
+from registry.services.copying import MIB, Outcome
 from registry.services.registration import (
     Conflict,
     job_for,
     new_registration,
-    register,
     request_context,
 )
-from registry.settings import Settings
 from registry.validation import InvalidRequest, parse_registration
-from tests.builders import TEST_SEALING_KEY, make_deps, make_settings, registration_body, source_url
-from tests.fakes import (
-    REGISTRY_CONTAINER_URL,
-    T0,
-    FakeBlobCopier,
-    FakeClock,
-    FakeJobQueue,
-    FakeRegistrationStore,
-    StageCall,
-)
-
-ALICE = Principal("alice-oid-0001", "alice@contoso.com")
-BOB = Principal("bob-oid-0002", "bob@contoso.com")
-CAROL = Principal("carol-oid-0003", "carol@contoso.com")
-BIG = "weights/model.bin"
-
-
-def payload(size: int, seed: int) -> bytes:
-    return random.Random(seed).randbytes(size)
-
-
-def default_files(seed: int = 0) -> dict[str, bytes]:
-    return {
-        "score.py": b"def init():\n    pass\n",
-        "env.yml": b"name: env\n",
-        "index.md": b"# Codegen\n\nA model that writes code.\n",
-        BIG: payload(2 * MIB + MIB // 3, seed=seed),  # three blocks, the last one short
-    }
-
-
-@dataclass
-class World:
-    store: FakeRegistrationStore = field(default_factory=FakeRegistrationStore)
-    queue: FakeJobQueue = field(default_factory=FakeJobQueue)
-    copier: FakeBlobCopier = field(default_factory=FakeBlobCopier)
-    sealer: Sealer = field(default_factory=lambda: Sealer(TEST_SEALING_KEY))
-    settings: Settings = field(default_factory=make_settings)
-    now: FakeClock = field(default_factory=FakeClock)
-    policy: CopyPolicy = field(
-        default_factory=lambda: CopyPolicy(
-            block_size=MIB, concurrency=2, time_budget_seconds=100, lease_seconds=60
-        )
-    )
-    # blob path -> the bytes a finished copy must hold there
-    expected: dict[str, bytes] = field(default_factory=dict)
-
-    @property
-    def deps(self) -> Dependencies:
-        return make_deps(
-            self.settings,
-            store=self.store,
-            queue=self.queue,
-            blobs=self.copier,
-            now=self.now,
-            sealer=self.sealer,
-        )
-
-    # -- registering and copying --
-
-    def source(self, caller: Principal, name: str, target: str, data: bytes) -> str:
-        url = source_url(f"{caller.id}/{name}/{target}")
-        self.copier.put_source(url, data)
-        return url
-
-    def register(
-        self,
-        name: str = "codegen",
-        version: str = "1.0",
-        *,
-        caller: Principal = ALICE,
-        private: bool = True,
-        files: dict[str, bytes] | None = None,
-        finish: bool = True,
-    ) -> Registration:
-        files = default_files() if files is None else files
-        body = registration_body()
-        body["model_config"]["private"] = private
-        body["model_files"] = {t: self.source(caller, name, t, d) for t, d in files.items()}
-        registration = register(self.deps, caller, name, version, body)
-        self.expected |= {registration.blob_path(t): d for t, d in files.items()}
-        if finish:
-            assert self.run_queue() == [Outcome.FINISHED]
-        return self.record(caller, name, version)
-
-    def process(self, job: CopyJob) -> Outcome:
-        return process_job(job, self.deps, policy=self.policy)
-
-    def run_queue(self, limit: int = 50) -> list[Outcome]:
-        """Process every job sent (and every continuation), as the queue trigger would."""
-        outcomes = []
-        for _ in range(limit):
-            jobs = self.queue.take()
-            if not jobs:
-                return outcomes
-            outcomes += [self.process(job) for job in jobs]
-        raise AssertionError("the queue never drained")
-
-    def record(self, caller: Principal, name: str = "codegen", version: str = "1.0") -> Registration:
-        found = self.store.peek(caller.id, name, version)
-        assert found is not None
-        return found
-
-    # -- the service, bound to this world --
-
-    def find(self, caller: Principal, owner: Principal = ALICE, name: str = "codegen") -> Registration:
-        return service.find_visible(self.deps, caller, name, "1.0", owner.id)
-
-    def index(self, caller: Principal, owner: Principal = ALICE) -> bytes | None:
-        return service.index_page(self.deps, self.find(caller, owner))
-
-    def file_url(self, caller: Principal, path: str, owner: Principal = ALICE) -> str:
-        return service.file_url(self.deps, self.find(caller, owner), path, timedelta(minutes=10))
-
-    def update(self, body: Any, *, caller: Principal = ALICE, name: str = "codegen") -> Registration:
-        return service.update_model(self.deps, caller, name, "1.0", body)
-
-    def delete(self, *, caller: Principal = ALICE, name: str = "codegen") -> None:
-        service.delete_model(self.deps, caller, name, "1.0")
-
-    def clone(self, body: Any, *, caller: Principal = BOB, version: str = "2.0") -> Registration:
-        return service.clone_model(self.deps, caller, "codegen", version, body)
-
-    def listing(self, caller: Principal, filters: ModelFilter | None = None, limit: int = 100) -> list[str]:
-        """Every page, following the tokens: each model as "name/version/owner"."""
-        seen: list[str] = []
-        token = None
-        for _ in range(10_000):
-            page = service.list_models(self.deps, caller, filters or ModelFilter(), limit, token)
-            seen += [f"{m.name}/{m.version}/{m.owner}" for m in page.models]
-            if page.continuation is None:
-                return seen
-            token = page.continuation
-        raise AssertionError("the listing never ended")
-
-    def read_url_data(self, url: str) -> bytes:
-        """What a reader gets from a read URL (the copier serves it as a source would be)."""
-        info = self.copier.source_info(url)
-        path = f"{url.split('?')[0][len(REGISTRY_CONTAINER_URL) + 1 :]}"
-        data = self.copier.blob(path)
-        assert data is not None
-        assert info.size == len(data)
-        return data
+from tests.builders import registration_body, source_url
+from tests.fakes import REGISTRY_CONTAINER_URL, T0, StageCall
+from tests.world import ALICE, BIG, BOB, CAROL, World, default_files, payload
 
 
 @pytest.fixture
