@@ -15,13 +15,18 @@ REPO = Path(__file__).resolve().parent.parent
 NODE = REPO / "node_modules" / "node" / "bin" / "node"
 AZURITE = REPO / "node_modules" / "azurite" / "dist" / "src" / "azurite.js"
 
-# Azurite's well-known development account, and a second account that plays a model owner's
-# own storage account (Azurite copies only between accounts it holds itself).
-REGISTRY_ACCOUNT = (
-    "devstoreaccount1",
-    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFr2XbmKuX+Y4H06/vZa8TcRyBR8T8vLQFdKrTw==",
+# The storage emulator's published development account and key (the same in Azurite and the old
+# Storage Emulator; `UseDevelopmentStorage=true` and Storage Explorer's "local emulator" use them).
+# Setting AZURITE_ACCOUNTS replaces Azurite's default account, so it is listed there explicitly.
+WELL_KNOWN_ACCOUNT_KEY = (
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 )
+REGISTRY_ACCOUNT = ("devstoreaccount1", WELL_KNOWN_ACCOUNT_KEY)
+# A second account that plays a model owner's own storage account (Azurite copies only between
+# accounts it holds itself). Its key is made up for development and is no secret.
 OWNER_ACCOUNT = ("modelowner", "bW9kZWxvd25lci1kZXYta2V5LW5vdC1hLXNlY3JldC0wMDAwMDAwMDA=")
+# Azurite's own default ports; `make run` uses 10100-10102 unless told otherwise (see devhost.stack).
+DEFAULT_PORTS = {"blob": 10000, "queue": 10001, "table": 10002}
 
 _LISTENING = re.compile(r"Azurite (Blob|Queue|Table) service is successfully listening at http://[^:]+:(\d+)")
 

@@ -14,6 +14,7 @@ from azure.core.exceptions import ResourceExistsError
 from azure.functions.queue import QueueMessage as FunctionQueueMessage
 from azure.storage.queue import QueueClient, QueueMessage
 
+from devhost.azurite import WELL_KNOWN_ACCOUNT_KEY
 from devhost.hostjson import MIN_POLLING_INTERVAL, QueueOptions
 from devhost.invocation import FunctionDef, Invoker
 
@@ -21,10 +22,9 @@ log = logging.getLogger("devhost.queues")
 
 DEFAULT_CONNECTION = "AzureWebJobsStorage"
 DEFAULT_LEASE_SECONDS = 30
-_EMULATOR_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFr2XbmKuX+Y4H06/vZa8TcRyBR8T8vLQFdKrTw=="
 EMULATOR_CONNECTION_STRING = (
     "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
-    f"AccountKey={_EMULATOR_KEY};"
+    f"AccountKey={WELL_KNOWN_ACCOUNT_KEY};"
     "BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1;"
     "QueueEndpoint=http://127.0.0.1:10001/devstoreaccount1;"
     "TableEndpoint=http://127.0.0.1:10002/devstoreaccount1;"

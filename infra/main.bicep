@@ -1,10 +1,11 @@
 // Model registry on Azure Functions (Flex Consumption), deployed into one resource group.
 //
-//   az deployment group create -g <rg> -f infra/main.bicep -p namePrefix=... entraClientId=...
-//
-// or infra/deploy.sh, which also writes the sealing key once and deploys the code. Every resource is
-// declared in ./modules with plain resources (no registry modules: they cannot be fetched offline,
-// and the checks in tests/infra run checkov and a Bicep parser on these files as written).
+// Deploy with infra/deploy.sh (or azd up): it decides the sealing key parameters (infra/sealing_key.py:
+// a new key only when the resource group has none, the pinned versions otherwise), deploys this
+// template, then the code, then checks the result. Deploying this file by hand must pass the same
+// sealing key parameters, or the app loses its key. Every resource is declared in ./modules with
+// plain resources (no registry modules: they cannot be fetched offline, and the checks in
+// tests/infra run checkov and a Bicep parser on these files as written).
 
 targetScope = 'resourceGroup'
 
@@ -20,9 +21,15 @@ param location string = resourceGroup().location
 @maxLength(36)
 param entraClientId string
 
-@description('A new sealing key (32 random bytes, base64): only when the vault has none yet; empty keeps the existing one.')
+@description('A new sealing key (32 random bytes, base64), written as a new secret version that becomes current: only on the first deployment or when a rotation begins. Empty: keep sealingKeyVersion.')
 @secure()
 param sealingKey string = ''
+
+@description('The sealing key secret version the app seals with (32 hex digits), when no new key is given.')
+param sealingKeyVersion string = ''
+
+@description('During a rotation, the secret version the app still opens sealed data with; empty otherwise.')
+param previousSealingKeyVersion string = ''
 
 @description('Comma-separated principal ids allowed to register models through the job queue (bulk).')
 param bulkOwners string = ''
@@ -38,10 +45,49 @@ param allowedSourceHosts string = '*.blob.core.windows.net'
 ])
 param instanceMemoryMB int = 2048
 
-@description('Most instances Flex Consumption scales out to.')
+@description('Most instances Flex Consumption scales out to (40 to 1000; the regional quota is 250 cores by default, shared by every Flex app of the subscription there).')
+@minValue(40)
+@maxValue(1000)
+param maximumInstanceCount int = 40
+
+@description('Concurrent HTTP requests per instance before the platform adds one.')
 @minValue(1)
 @maxValue(1000)
-param maximumInstanceCount int = 100
+param httpPerInstanceConcurrency int = 16
+
+@description('Always-ready instances for the HTTP functions: 0 scales to zero; 1 or more removes cold starts and is billed around the clock.')
+@minValue(0)
+@maxValue(20)
+param httpAlwaysReadyInstances int = 0
+
+@description('Replication of the storage account (GRS needs no availability zones; ZRS/GZRS need a region with zones).')
+@allowed([
+  'Standard_LRS'
+  'Standard_ZRS'
+  'Standard_GRS'
+  'Standard_RAGRS'
+  'Standard_GZRS'
+  'Standard_RAGZRS'
+])
+param storageSku string = 'Standard_GRS'
+
+@description('E-mail address the alerts go to (empty: alerts fire in the portal only).')
+param alertEmail string = ''
+
+@description('CanNotDelete locks on the storage account and the Key Vault.')
+param protectFromDeletion bool = true
+
+@description('Private network mode: VNet integration for the app, private endpoints for storage and Key Vault, their public endpoints off. Service Bus stays on its public endpoint (Entra ID only); see README.')
+param privateNetworking bool = false
+
+@description('Address space of the virtual network (private network mode).')
+param vnetAddressPrefix string = '10.40.0.0/16'
+
+@description('Subnet the app integrates with (private network mode), inside vnetAddressPrefix.')
+param appSubnetPrefix string = '10.40.0.0/24'
+
+@description('Subnet of the private endpoints (private network mode), inside vnetAddressPrefix.')
+param endpointSubnetPrefix string = '10.40.1.0/24'
 
 @description('Also create the Service Bus queue the live test suite uses (registration-jobs-livetest).')
 param createLiveTestQueue bool = false
@@ -55,13 +101,17 @@ var names = {
   workspace: 'log-${namePrefix}-${suffix}'
   appInsights: 'appi-${namePrefix}-${suffix}'
   serviceBus: 'sb-${namePrefix}-${suffix}'
+  // infra/sealing_key.py finds the vault and the app by these names (kv-<prefix>-..., func-<prefix>-...).
   keyVault: take('kv-${namePrefix}-${suffix}', 24)
   plan: 'plan-${namePrefix}-${suffix}'
   functionApp: 'func-${namePrefix}-${suffix}'
+  vnet: 'vnet-${namePrefix}-${suffix}'
+  privateEndpoints: 'pe-${namePrefix}-${suffix}'
 }
 
 // Fixed in the code (registry/settings.py JOBS_QUEUE; the trigger names it literally).
 var storageJobQueue = 'registration-jobs'
+var storagePoisonQueue = '${storageJobQueue}-poison'
 var serviceBusJobQueue = 'registration-jobs'
 // The queue dead-letters after this many deliveries; the worker records the failure on the last one.
 var serviceBusMaxDeliveries = 5
@@ -83,12 +133,25 @@ module monitoring 'modules/monitoring.bicep' = {
   }
 }
 
+module network 'modules/network.bicep' = if (privateNetworking) {
+  name: 'network'
+  params: {
+    name: names.vnet
+    location: location
+    tags: tags
+    addressPrefix: vnetAddressPrefix
+    appSubnetPrefix: appSubnetPrefix
+    endpointSubnetPrefix: endpointSubnetPrefix
+  }
+}
+
 module storage 'modules/storage.bicep' = {
   name: 'storage'
   params: {
     name: names.storage
     location: location
     tags: tags
+    skuName: storageSku
     modelsContainerName: 'models'
     deploymentContainerName: 'deploymentpackage'
     tableNames: [
@@ -99,9 +162,12 @@ module storage 'modules/storage.bicep' = {
     ]
     queueNames: [
       storageJobQueue
-      '${storageJobQueue}-poison'
+      storagePoisonQueue
     ]
     principalId: identity.properties.principalId
+    workspaceId: monitoring.outputs.workspaceId
+    protectFromDeletion: protectFromDeletion
+    privateNetworking: privateNetworking
   }
 }
 
@@ -115,6 +181,7 @@ module serviceBus 'modules/servicebus.bicep' = {
     maxDeliveryCount: serviceBusMaxDeliveries
     createLiveTestQueue: createLiveTestQueue
     principalId: identity.properties.principalId
+    workspaceId: monitoring.outputs.workspaceId
   }
 }
 
@@ -123,12 +190,32 @@ module keyVault 'modules/keyvault.bicep' = {
   params: {
     name: names.keyVault
     location: location
-    // deploy.sh finds the vault by this tag to learn whether the sealing key exists.
     tags: union(tags, {
       'registry-role': 'sealing-key'
     })
     sealingKey: sealingKey
+    sealingKeyVersion: sealingKeyVersion
+    previousSealingKeyVersion: previousSealingKeyVersion
     principalId: identity.properties.principalId
+    workspaceId: monitoring.outputs.workspaceId
+    protectFromDeletion: protectFromDeletion
+    privateNetworking: privateNetworking
+  }
+}
+
+module privateEndpoints 'modules/private-endpoints.bicep' = if (privateNetworking) {
+  name: 'private-endpoints'
+  params: {
+    namePrefix: names.privateEndpoints
+    location: location
+    tags: tags
+    subnetId: network.outputs.endpointSubnetId
+    storageAccountId: storage.outputs.id
+    keyVaultId: keyVault.outputs.id
+    blobZoneId: network.outputs.blobZoneId
+    queueZoneId: network.outputs.queueZoneId
+    tableZoneId: network.outputs.tableZoneId
+    vaultZoneId: network.outputs.vaultZoneId
   }
 }
 
@@ -150,10 +237,11 @@ var appSettings = {
   REGISTRY_SERVICEBUS_QUEUE: serviceBusJobQueue
   REGISTRY_SERVICEBUS_MAX_DELIVERIES: string(serviceBusMaxDeliveries)
   REGISTRY_BULK_OWNERS: bulkOwners
-  // Resolved by the platform with the user-assigned identity (keyVaultReferenceIdentity).
-  REGISTRY_SEALING_KEY: '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.sealingKeySecretUri})'
-  // Keys that open what older keys sealed, during a rotation (then `python -m registry reseal`).
-  REGISTRY_SEALING_PREVIOUS_KEYS: ''
+  // Resolved by the platform with the user-assigned identity (keyVaultReferenceIdentity), pinned to
+  // a secret version: the key the app seals with changes only when a deployment says so.
+  REGISTRY_SEALING_KEY: '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.currentSealingKeyUri})'
+  // During a rotation, the key that sealed what is not yet resealed; empty otherwise.
+  REGISTRY_SEALING_PREVIOUS_KEYS: empty(previousSealingKeyVersion) ? '' : '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.previousSealingKeyUri})'
   // Production: no dev-mode principal headers, no http sources (the app refuses both in Azure).
   REGISTRY_DEV_MODE: 'false'
   REGISTRY_ALLOW_INSECURE_SOURCES: 'false'
@@ -163,13 +251,17 @@ var appSettings = {
   REGISTRY_FILES_TABLE: 'registrationfiles'
   REGISTRY_CATALOG_TABLE: 'catalog'
   REGISTRY_CHANGES_TABLE: 'registrationchanges'
-  // Copy tuning: 8 MiB blocks, 8 in flight, 200 s slices under a 270 s lease (Service Bus locks for
-  // 5 minutes), registrations idle for 15 minutes are picked up again.
+  // Copy tuning: 8 MiB blocks, 8 in flight, 200 s slices under a 30 s lease renewed at every
+  // checkpoint (Service Bus locks for 30 s, renewed by the trigger), registrations idle for 15
+  // minutes are picked up again.
   REGISTRY_COPY_BLOCK_MIB: '8'
   REGISTRY_COPY_CONCURRENCY: '8'
   REGISTRY_COPY_TIME_BUDGET_SECONDS: '200'
   REGISTRY_COPY_LEASE_SECONDS: '30'
   REGISTRY_STALE_AFTER_SECONDS: '900'
+  // Per-owner quotas and request rate limits (registry/settings.py; the same values as its defaults
+  // and local.settings.sample.json): 200 GiB a file, 1 TiB a model, 1000 files, 20 registrations
+  // in progress; 2 requests a second, 100 a minute, 500 in ten minutes.
   REGISTRY_MAX_FILE_GIB: '200'
   REGISTRY_MAX_MODEL_GIB: '1024'
   REGISTRY_MAX_FILES: '1000'
@@ -189,7 +281,31 @@ module functionApp 'modules/functionapp.bicep' = {
     appSettings: appSettings
     instanceMemoryMB: instanceMemoryMB
     maximumInstanceCount: maximumInstanceCount
+    httpPerInstanceConcurrency: httpPerInstanceConcurrency
+    httpAlwaysReadyInstances: httpAlwaysReadyInstances
+    virtualNetworkSubnetId: privateNetworking ? network.outputs.appSubnetId : ''
     entraClientId: entraClientId
+  }
+  // In private network mode the app reads its package and its storage through the endpoints.
+  dependsOn: [
+    privateEndpoints
+  ]
+}
+
+module alerts 'modules/alerts.bicep' = {
+  name: 'alerts'
+  params: {
+    namePrefix: namePrefix
+    location: location
+    tags: tags
+    alertEmail: alertEmail
+    appInsightsId: monitoring.outputs.appInsightsId
+    workspaceId: monitoring.outputs.workspaceId
+    serviceBusNamespaceId: serviceBus.outputs.namespaceId
+    serviceBusQueueName: serviceBus.outputs.queueName
+    storageAccountName: storage.outputs.name
+    poisonQueueName: storagePoisonQueue
+    keyVaultId: keyVault.outputs.id
   }
 }
 
@@ -199,3 +315,4 @@ output keyVaultName string = keyVault.outputs.name
 output storageAccountName string = storage.outputs.name
 output serviceBusNamespace string = serviceBus.outputs.fullyQualifiedNamespace
 output serviceBusQueueName string = serviceBus.outputs.queueName
+output alertActionGroupId string = alerts.outputs.actionGroupId

@@ -8,6 +8,10 @@ re-includes, a trailing `/` matches directories only, a pattern with a `/` elsew
 the repository root, otherwise it matches a name at any depth; `*` and `?` stay within one path
 segment, `**` spans segments. An excluded directory is not descended into. `requirements.txt` goes
 in the package so that the remote build installs the dependencies. Standard library only.
+
+Whatever `.funcignore` says, the package never holds what may carry secrets or local state: the azd
+environments (`.azure/`, where azd keeps its `.env` files), `.env*` files, `local.settings.json`,
+`.python_packages/` (locally installed dependencies; the remote build installs its own) and `.git/`.
 """
 
 from __future__ import annotations
@@ -24,6 +28,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 # Fixed timestamp: the same tree gives the same zip.
 _EPOCH = (1980, 1, 1, 0, 0, 0)
+# Never packaged, whatever .funcignore says (names at any depth; directories are not descended into).
+NEVER_PACKAGED_DIRS = frozenset({".azure", ".python_packages", ".git"})
+NEVER_PACKAGED_FILES = frozenset({"local.settings.json"})
+
+
+def never_packaged(name: str, is_dir: bool) -> bool:
+    """Whether an entry called `name` may hold secrets or local state, and so never goes in the package."""
+    if name.startswith(".env"):  # .env, .env.local, .envrc, ...
+        return True
+    return name in (NEVER_PACKAGED_DIRS if is_dir else NEVER_PACKAGED_FILES)
 
 
 @dataclass(frozen=True)
@@ -100,10 +114,12 @@ def package_files(root: Path = ROOT) -> Iterator[str]:
     for directory, dirnames, filenames in os.walk(root):
         rel_dir = Path(directory).relative_to(root).as_posix()
         prefix = "" if rel_dir == "." else f"{rel_dir}/"
-        dirnames[:] = sorted(d for d in dirnames if not ignored(f"{prefix}{d}", True, rules))
+        dirnames[:] = sorted(
+            d for d in dirnames if not never_packaged(d, True) and not ignored(f"{prefix}{d}", True, rules)
+        )
         for name in sorted(filenames):
             rel = f"{prefix}{name}"
-            if not ignored(rel, False, rules):
+            if not never_packaged(name, False) and not ignored(rel, False, rules):
                 yield rel
 
 

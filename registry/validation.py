@@ -22,6 +22,7 @@ from pydantic import (
     Field,
     ValidationError,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
 )
 
@@ -44,7 +45,19 @@ MAX_BLOB_SEGMENTS = 254
 REGISTRATION_ID_LENGTH = 32
 MAX_LANGUAGES = 16  # per side: the listing keeps an index row per language
 MAX_JSON_DEPTH = 32
-TARGET_PATTERN = r"^(?!/)(?!.*//)(?!.*\\)(?!(?:.*/)?\.{1,2}(?:/|$))[^\x00-\x1f\x7f-\x9f]+(?<![./])$"
+TARGET_PATTERN = (
+    r"^(?!/)(?!.*//)(?!.*\\)(?!(?:.*/)?\.{1,2}(?:/|$))(?!(?:[^/]*/){250})[^\x00-\x1f\x7f-\x9f]+(?<![./])$"
+)
+# A file name always fits a blob name, whatever the owner, name and version (128 each) before it.
+SAFE_TARGET_LENGTH = MAX_BLOB_NAME - 3 * 128 - REGISTRATION_ID_LENGTH - 4
+_KEYWORDS = "|".join(sorted({*keyword.kwlist, "entry"}))
+# The schema's forms of file references (stricter than the checks: ASCII module names only).
+ENTRY_SCRIPT_PATTERN = rf"^(?:[^/]+/)*(?!(?:{_KEYWORDS})\.py$)[A-Za-z_][A-Za-z0-9_]*\.py$"
+CONDA_ENV_PATTERN = r"^(?:[^/]+/)*[^/]+\.(?:[yY][mM][lL]|[yY][aA][mM][lL])$"
+INDEX_PAGE_PATTERN = r"^(?:[^/]+/)*[^/]+\.[mM][dD]$"
+# Marks the schema of a source URL: the OpenAPI document adds the pattern of this deployment's
+# allowed hosts (a setting) where it finds it.
+SOURCE_URL_MARK = "x-source-url"
 
 
 def is_identifier(value: str) -> bool:
@@ -140,16 +153,34 @@ def _positive_whole_number(value: Any) -> Any:
     return value
 
 
-TargetPath = Annotated[
-    str,
-    AfterValidator(check_target_path),
-    Field(min_length=1, max_length=MAX_BLOB_NAME, json_schema_extra={"pattern": TARGET_PATTERN}),
+TargetPath = Annotated[str, AfterValidator(check_target_path)]
+PositiveCount = Annotated[
+    int,
+    BeforeValidator(_positive_whole_number),
+    Field(gt=0),
+    WithJsonSchema({"type": "integer", "exclusiveMinimum": 0}),
 ]
-SourceUrl = Annotated[
-    str,
-    AfterValidator(check_source),
-    Field(min_length=1, description="an https URL on an allowed host (a SAS URL of a blob)"),
-]
+_SOURCE_URL_SCHEMA: dict[str, Any] = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 4096,
+    "format": "uri",
+    "description": "an https URL on an allowed host (a SAS URL of a blob)",
+    SOURCE_URL_MARK: True,
+}
+SourceUrl = Annotated[str, AfterValidator(check_source), WithJsonSchema(_SOURCE_URL_SCHEMA)]
+_MODEL_FILES_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "target file name -> source URL",
+    "propertyNames": {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": SAFE_TARGET_LENGTH,
+        "pattern": TARGET_PATTERN,
+    },
+    "additionalProperties": _SOURCE_URL_SCHEMA,
+    "x-model-files": True,
+}
 ShortText = Annotated[str, Field(max_length=10_000)]
 Language = Annotated[str, Field(min_length=1, max_length=64)]
 M = TypeVar("M", bound=BaseModel)
@@ -171,9 +202,15 @@ def _require_file(
     return value
 
 
+def _string(field: str) -> dict[str, Any]:
+    return {"required": [field], "properties": {field: {"type": "string"}}}
+
+
 def _conda_or_docker(schema: dict[str, Any]) -> None:
-    schema["anyOf"] = [{"required": ["conda_env"]}, {"required": ["docker_image"]}]
-    schema["dependentRequired"] = {"docker_registry": ["docker_image"]}
+    """JSON Schema for: conda_env or docker_image (or both); docker_registry only with docker_image."""
+    schema["anyOf"] = [_string("conda_env"), _string("docker_image")]
+    schema["if"] = {"required": ["docker_registry"], "properties": {"docker_registry": {"type": "object"}}}
+    schema["then"] = _string("docker_image")
 
 
 class DockerRegistry(_Strict):
@@ -187,11 +224,21 @@ class InferenceProperties(_Strict):
     model_config = ConfigDict(json_schema_extra=_conda_or_docker)
 
     entry_script: Annotated[
-        str, Field(min_length=4, max_length=MAX_BLOB_NAME, description="a .py key of model_files")
+        str,
+        Field(
+            min_length=4,
+            max_length=MAX_BLOB_NAME,
+            description="a .py key of model_files, named as a Python module (not entry.py)",
+            json_schema_extra={"pattern": ENTRY_SCRIPT_PATTERN},
+        ),
     ]
-    conda_env: Annotated[str, Field(min_length=5, max_length=MAX_BLOB_NAME)] | None = Field(
-        default=None, description="a .yml or .yaml key of model_files"
-    )
+    conda_env: (
+        Annotated[
+            str,
+            Field(min_length=5, max_length=MAX_BLOB_NAME, json_schema_extra={"pattern": CONDA_ENV_PATTERN}),
+        ]
+        | None
+    ) = Field(default=None, description="a .yml or .yaml key of model_files")
     docker_image: Annotated[str, Field(min_length=1, max_length=1024)] | None = None
     docker_registry: DockerRegistry | None = None
 
@@ -286,9 +333,15 @@ class ModelMetainfo(_Strict):
     output_types: DataTypes
     output_languages: Languages | None = None
     output_description: Annotated[str, Field(min_length=1, max_length=10_000)]
-    num_params: Annotated[int, BeforeValidator(_positive_whole_number), Field(gt=0)]
+    num_params: PositiveCount
     index_page_file: Annotated[
-        str, Field(min_length=4, max_length=MAX_BLOB_NAME, description="a .md key of model_files")
+        str,
+        Field(
+            min_length=4,
+            max_length=MAX_BLOB_NAME,
+            description="a .md key of model_files",
+            json_schema_extra={"pattern": INDEX_PAGE_PATTERN},
+        ),
     ]
     images: Annotated[list[Annotated[str, AfterValidator(_image_file)]], Field(max_length=100)] | None = None
 
@@ -298,12 +351,14 @@ class ModelMetainfo(_Strict):
         return _require_file(value, info, suffixes=(".md",), what="index_page_file")
 
 
-ModelFiles = dict[TargetPath, SourceUrl]
+ModelFiles = Annotated[dict[TargetPath, SourceUrl], WithJsonSchema(_MODEL_FILES_SCHEMA)]
 
 
 class RegistrationRequest(_Strict):
     config: ModelConfig = Field(alias="model_config")
-    model_files: Annotated[ModelFiles, Field(json_schema_extra={"minProperties": 1})]
+    model_files: Annotated[
+        dict[TargetPath, SourceUrl], WithJsonSchema({**_MODEL_FILES_SCHEMA, "minProperties": 1})
+    ]
     model_metainfo: ModelMetainfo
     private_packages: Annotated[list[SourceUrl], Field(max_length=100)] | None = None
 
@@ -470,8 +525,14 @@ class MetainfoChanges(_Strict):
     output_types: DataTypes | None = None
     output_languages: Languages | None = None
     output_description: Annotated[str, Field(min_length=1, max_length=10_000)] | None = None
-    num_params: Annotated[int, BeforeValidator(_positive_whole_number), Field(gt=0)] | None = None
-    index_page_file: Annotated[str, Field(min_length=4, max_length=MAX_BLOB_NAME)] | None = None
+    num_params: PositiveCount | None = None
+    index_page_file: (
+        Annotated[
+            str,
+            Field(min_length=4, max_length=MAX_BLOB_NAME, json_schema_extra={"pattern": INDEX_PAGE_PATTERN}),
+        ]
+        | None
+    ) = None
     images: Annotated[list[Annotated[str, Field(max_length=MAX_BLOB_NAME)]], Field(max_length=100)] | None = (
         None
     )
@@ -508,7 +569,7 @@ class CloneRequest(_Strict):
 
     parent_version: Identifier
     parent_owner: Identifier
-    model_files: Annotated[dict[TargetPath, SourceUrl], Field(max_length=1000)] | None = None
+    model_files: ModelFiles | None = None
     ignore_files: (
         Annotated[list[Annotated[str, Field(max_length=MAX_BLOB_NAME)]], Field(max_length=1000)] | None
     ) = None

@@ -159,5 +159,3 @@ class World:
         assert data is not None
         assert info.size == len(data)
         return data
-
-

@@ -23,10 +23,25 @@ param appSettings object
 ])
 param instanceMemoryMB int = 2048
 
-@description('Most instances the plan scales out to.')
+// Flex Consumption accepts 40 to 1000. Every instance counts against the subscription's regional
+// Flex quota (250 cores by default; a 2048 MB instance is one core), shared by all Flex apps there.
+@description('Most instances the app scales out to.')
+@minValue(40)
+@maxValue(1000)
+param maximumInstanceCount int = 40
+
+@description('Concurrent HTTP requests one instance takes before the platform adds another.')
 @minValue(1)
 @maxValue(1000)
-param maximumInstanceCount int = 100
+param httpPerInstanceConcurrency int = 16
+
+@description('Always-ready instances for the HTTP functions (0: scale to zero; each one is billed around the clock).')
+@minValue(0)
+@maxValue(20)
+param httpAlwaysReadyInstances int = 0
+
+@description('Subnet (delegated to Microsoft.App/environments) the app joins for outbound traffic; empty: no VNet integration.')
+param virtualNetworkSubnetId string = ''
 
 @description('Application (client) id of the Microsoft Entra app registration callers get tokens for.')
 param entraClientId string
@@ -64,8 +79,9 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
     httpsOnly: true
     clientCertEnabled: false
     publicNetworkAccess: 'Enabled'
-    // Key Vault references (REGISTRY_SEALING_KEY) resolve with the user-assigned identity.
+    // Key Vault references (REGISTRY_SEALING_KEY*) resolve with the user-assigned identity.
     keyVaultReferenceIdentity: identityId
+    virtualNetworkSubnetId: empty(virtualNetworkSubnetId) ? null : virtualNetworkSubnetId
     functionAppConfig: {
       deployment: {
         storage: {
@@ -77,19 +93,33 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
           }
         }
       }
+      // Per-trigger concurrency: HTTP here; the Service Bus trigger takes maxConcurrentCalls from
+      // host.json, which is also its target executions per instance for scaling.
       scaleAndConcurrency: {
         maximumInstanceCount: maximumInstanceCount
         instanceMemoryMB: instanceMemoryMB
+        triggers: {
+          http: {
+            perInstanceConcurrency: httpPerInstanceConcurrency
+          }
+        }
+        alwaysReady: (httpAlwaysReadyInstances > 0) ? [
+          {
+            name: 'http'
+            instanceCount: httpAlwaysReadyInstances
+          }
+        ] : []
       }
       runtime: {
         name: 'python'
         version: '3.11'
       }
     }
+    // No ftpsState: Flex Consumption does not take it (ARM rejects it in some regions); FTP is off
+    // through the publishing-credentials policy below.
     siteConfig: {
       minTlsVersion: '1.2'
       scmMinTlsVersion: '1.2'
-      ftpsState: 'Disabled'
       http20Enabled: true
       remoteDebuggingEnabled: false
       cors: {
@@ -124,9 +154,12 @@ resource scmPolicy 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-
 }
 
 // Easy Auth: every request needs a valid Entra ID token for the app registration; anything else gets
-// 401 before the code runs. The platform then passes the caller in X-MS-CLIENT-PRINCIPAL* headers
-// (stripping any the client sent) and sets WEBSITE_AUTH_ENABLED. No token store: this is an API
-// called with bearer tokens, not a browser session, so there is nothing to keep server-side.
+// 401 before the code runs. On Flex Consumption the Functions host runs it in process (its
+// JobHostEasyAuthMiddleware, enabled when WEBSITE_AUTH_ENABLED reads true), then passes the caller
+// in X-MS-CLIENT-PRINCIPAL* headers, stripping any the client sent. WEBSITE_AUTH_ENABLED comes from
+// this resource, but an app setting of that name takes precedence over it: the app settings must
+// never set it (tests/infra/test_settings_contract.py checks). No token store: this is an API called
+// with bearer tokens, not a browser session, so there is nothing to keep server-side.
 resource auth 'Microsoft.Web/sites/config@2024-04-01' = {
   parent: site
   name: 'authsettingsV2'

@@ -58,3 +58,5 @@ resource metricsPublisher 'Microsoft.Authorization/roleAssignments@2022-04-01' =
 
 output connectionString string = appInsights.properties.ConnectionString
 output appInsightsName string = appInsights.name
+output appInsightsId string = appInsights.id
+output workspaceId string = workspace.id

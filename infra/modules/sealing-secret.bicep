@@ -1,4 +1,4 @@
-// The sealing key secret, written once (keyvault.bicep calls this only when a new key is given).
+// A new version of the sealing key secret (keyvault.bicep calls this only when a new key is given).
 
 param vaultName string
 param secretName string
@@ -21,3 +21,6 @@ resource secret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = {
     }
   }
 }
+
+// The version just written: the app's Key Vault reference is pinned to it.
+output secretUriWithVersion string = secret.properties.secretUriWithVersion

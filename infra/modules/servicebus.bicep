@@ -20,12 +20,18 @@ param maxDeliveryCount int = 5
 @description('Principal id of the app\'s user-assigned identity.')
 param principalId string
 
-var roles = {
-  // Send job messages and scheduled continuations to the job queue (the app, after a PUT or a slice).
-  sender: '69a216fc-b8fb-44d8-bc22-1f3c2cd27a39'
-  // Receive, complete, abandon and dead-letter messages (the Service Bus trigger).
-  receiver: '4f6d3b9b-027b-4f4c-9142-0e5a2a2247e0'
-}
+@description('Log Analytics workspace that receives the namespace\'s operational logs.')
+param workspaceId string
+
+// Azure Service Bus Data Owner, scoped to the job queue only: the app sends job messages and
+// scheduled continuations, the trigger receives, completes and dead-letters them, and the scale
+// controller reads the queue's length. Send and Listen alone are not enough for the last part:
+// "For the Service Bus extension, use Manage rights on resources for the most efficient scaling.
+// With Listen rights scaling reverts to incremental scale because the queue or topic length can't
+// be used to inform scaling decisions."
+// (https://learn.microsoft.com/azure/azure-functions/functions-target-based-scaling#service-bus-queues-and-topics)
+// Data Owner is the built-in data role that carries Manage; at queue scope it reaches no other entity.
+var dataOwnerRole = '090c5cfd-751d-490a-894a-3ce6f1109419'
 
 // Shared by the job queue and the live-test queue.
 var queueProperties = {
@@ -69,24 +75,28 @@ resource liveTestQueue 'Microsoft.ServiceBus/namespaces/queues@2022-10-01-previe
   properties: queueProperties
 }
 
-// Scoped to the job queue, not the namespace: the app touches no other entity.
-resource senderRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(queue.id, principalId, roles.sender)
+resource dataOwnerRoleAssignment 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(queue.id, principalId, dataOwnerRole)
   scope: queue
   properties: {
     principalId: principalId
     principalType: 'ServicePrincipal'
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.sender)
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', dataOwnerRole)
   }
 }
 
-resource receiverRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(queue.id, principalId, roles.receiver)
-  scope: queue
+// Entity operations, throttling and errors of the namespace.
+resource operationalLogs 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
+  name: 'operational-to-log-analytics'
+  scope: namespace
   properties: {
-    principalId: principalId
-    principalType: 'ServicePrincipal'
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.receiver)
+    workspaceId: workspaceId
+    logs: [
+      {
+        category: 'OperationalLogs'
+        enabled: true
+      }
+    ]
   }
 }
 
@@ -95,3 +105,4 @@ output name string = namespace.name
 output fullyQualifiedNamespace string = split(split(namespace.properties.serviceBusEndpoint, '/')[2], ':')[0]
 output queueName string = queue.name
 output queueId string = queue.id
+output namespaceId string = namespace.id

@@ -10,15 +10,38 @@ param name string
 param location string = resourceGroup().location
 param tags object = {}
 
-@description('Replication. Geo-zone-redundant by default: the registry keeps its own copy of every model, and owners\' sources may be gone later.')
+// The registry keeps its own copy of every model, and owners' sources may be gone later, so the
+// default keeps a second copy in the paired region. GRS needs no availability zones; ZRS and the
+// GZRS kinds need a region with zones, LRS suits a region without a pair (or a test deployment).
+@description('Replication of the storage account.')
 @allowed([
+  'Standard_LRS'
   'Standard_ZRS'
-  'Standard_GZRS'
   'Standard_GRS'
   'Standard_RAGRS'
+  'Standard_GZRS'
   'Standard_RAGZRS'
 ])
-param skuName string = 'Standard_GZRS'
+param skuName string = 'Standard_GRS'
+
+@description('Days a deleted blob or container can be restored (soft delete).')
+@minValue(1)
+@maxValue(365)
+param softDeleteDays int = 14
+
+@description('Days a previous version of a model file is kept after it was replaced or deleted (blob versioning).')
+@minValue(1)
+@maxValue(3650)
+param modelVersionRetentionDays int = 90
+
+@description('Log Analytics workspace that receives the blob, table and queue logs.')
+param workspaceId string
+
+@description('Put a CanNotDelete lock on the storage account.')
+param protectFromDeletion bool = true
+
+@description('Private network mode: no public network access; the app reaches storage through private endpoints.')
+param privateNetworking bool = false
 
 @description('Private container holding the registered models ({owner}/{name}/{version}/{file}).')
 param modelsContainerName string = 'models'
@@ -72,10 +95,10 @@ resource account 'Microsoft.Storage/storageAccounts@2023-05-01' = {
     defaultToOAuthAuthentication: true
     minimumTlsVersion: 'TLS1_2'
     supportsHttpsTrafficOnly: true
-    publicNetworkAccess: 'Enabled'
+    publicNetworkAccess: privateNetworking ? 'Disabled' : 'Enabled'
     networkAcls: {
       bypass: 'AzureServices'
-      defaultAction: 'Allow'
+      defaultAction: privateNetworking ? 'Deny' : 'Allow'
     }
     encryption: {
       keySource: 'Microsoft.Storage'
@@ -102,17 +125,79 @@ resource account 'Microsoft.Storage/storageAccounts@2023-05-01' = {
   }
 }
 
+// Soft delete and versioning: a model file that is overwritten or deleted (by a bug, an operator or
+// a re-registration) stays restorable. Versioning is an account-wide blob setting; the lifecycle
+// policy below bounds how long the previous versions are kept, per container.
 resource blobService 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01' = {
   parent: account
   name: 'default'
   properties: {
+    isVersioningEnabled: true
     deleteRetentionPolicy: {
       enabled: true
-      days: 7
+      days: softDeleteDays
     }
     containerDeleteRetentionPolicy: {
       enabled: true
-      days: 7
+      days: softDeleteDays
+    }
+  }
+}
+
+resource versionRetention 'Microsoft.Storage/storageAccounts/managementPolicies@2023-05-01' = {
+  parent: account
+  name: 'default'
+  properties: {
+    policy: {
+      rules: [
+        {
+          name: 'expire-previous-model-versions'
+          enabled: true
+          type: 'Lifecycle'
+          definition: {
+            filters: {
+              blobTypes: [
+                'blockBlob'
+              ]
+              prefixMatch: [
+                '${modelsContainerName}/'
+              ]
+            }
+            actions: {
+              version: {
+                delete: {
+                  daysAfterCreationGreaterThan: modelVersionRetentionDays
+                }
+              }
+            }
+          }
+        }
+        {
+          // The Functions host rewrites its timer and lease blobs every few minutes, and every
+          // deployment replaces the package: their previous versions are worth a week at most.
+          name: 'expire-previous-host-versions'
+          enabled: true
+          type: 'Lifecycle'
+          definition: {
+            filters: {
+              blobTypes: [
+                'blockBlob'
+              ]
+              prefixMatch: [
+                'azure-webjobs-'
+                '${deploymentContainerName}/'
+              ]
+            }
+            actions: {
+              version: {
+                delete: {
+                  daysAfterCreationGreaterThan: 7
+                }
+              }
+            }
+          }
+        }
+      ]
     }
   }
 }
@@ -180,6 +265,61 @@ resource queueRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
     principalId: principalId
     principalType: 'ServicePrincipal'
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.queueDataContributor)
+  }
+}
+
+// Who read, wrote and deleted what, for every service the registry uses; the poison-queue alert
+// (modules/alerts.bicep) queries the queue log.
+var storageLogs = [
+  {
+    category: 'StorageRead'
+    enabled: true
+  }
+  {
+    category: 'StorageWrite'
+    enabled: true
+  }
+  {
+    category: 'StorageDelete'
+    enabled: true
+  }
+]
+
+resource blobLogs 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
+  name: 'blob-to-log-analytics'
+  scope: blobService
+  properties: {
+    workspaceId: workspaceId
+    logs: storageLogs
+  }
+}
+
+resource tableLogs 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
+  name: 'table-to-log-analytics'
+  scope: tableService
+  properties: {
+    workspaceId: workspaceId
+    logs: storageLogs
+  }
+}
+
+resource queueLogs 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
+  name: 'queue-to-log-analytics'
+  scope: queueService
+  properties: {
+    workspaceId: workspaceId
+    logs: storageLogs
+  }
+}
+
+// Control-plane protection: deleting the account (and with it every registered model) needs the
+// lock removed first. Data-plane access is unaffected.
+resource doNotDelete 'Microsoft.Authorization/locks@2020-05-01' = if (protectFromDeletion) {
+  name: 'registry-do-not-delete'
+  scope: account
+  properties: {
+    level: 'CanNotDelete'
+    notes: 'Holds every registered model. Remove the lock only to retire the registry.'
   }
 }
 

@@ -191,7 +191,7 @@ def clone_model(req: func.HttpRequest, deps: Dependencies, caller: Principal) ->
     ),
 )
 def openapi_document(req: func.HttpRequest, deps: Dependencies, caller: Principal) -> Reply:
-    document = openapi.document_json(absolute_url(req, "/api/v1.0"), routes())
+    document = openapi.document_json(absolute_url(req, "/api/v1.0"), routes(), deps.settings)
     return Reply(200, content=document, mimetype="application/json")
 
 

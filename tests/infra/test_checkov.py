@@ -91,7 +91,7 @@ def test_checkov_scanned_everything(report: dict[str, Any]) -> None:
     assert summary["resource_count"] >= declared
     # The checks that matter most for this deployment ran and passed.
     passed = {c["check_id"] for c in report["results"]["passed_checks"]}
-    assert {"CKV_AZURE_3", "CKV_AZURE_44", "CKV_AZURE_34", "CKV_AZURE_70", "CKV_AZURE_78"} <= passed
+    assert {"CKV_AZURE_3", "CKV_AZURE_44", "CKV_AZURE_34", "CKV_AZURE_70", "CKV_AZURE_206"} <= passed
     assert {"CKV_AZURE_110", "CKV_AZURE_42", "CKV_AZURE_145", "CKV_AZURE_114"} <= passed
 
 

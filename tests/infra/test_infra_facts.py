@@ -1,6 +1,8 @@
-"""What the issue requires of the infrastructure, read from the parsed Bicep (checkov does not check
+"""What the issues require of the infrastructure, read from the parsed Bicep (checkov does not check
 these, or checks them only in part): identity-only storage and Service Bus, the queue's delivery
-rules, Easy Auth, no FTP or basic auth, least-privilege role assignments, and names the code uses."""
+rules, Easy Auth, no FTP or basic auth, least-privilege role assignments, names the code uses, the
+pinned sealing key, Flex Consumption settings that deploy, alerts, diagnostic settings, locks,
+versioning, scale limits and the private network mode."""
 
 from __future__ import annotations
 
@@ -15,8 +17,7 @@ ROLES = {
     "ba92f5b4-2d11-453d-a403-e96b0029c9fe": "Storage Blob Data Contributor",
     "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3": "Storage Table Data Contributor",
     "974c5e8b-45b9-4653-ba55-5f855dd0fb88": "Storage Queue Data Contributor",
-    "69a216fc-b8fb-44d8-bc22-1f3c2cd27a39": "Azure Service Bus Data Sender",
-    "4f6d3b9b-027b-4f4c-9142-0e5a2a2247e0": "Azure Service Bus Data Receiver",
+    "090c5cfd-751d-490a-894a-3ce6f1109419": "Azure Service Bus Data Owner",
     "4633458b-17de-408a-b874-0445c86b69e6": "Key Vault Secrets User",
     "3913510d-42f4-4e42-8a64-420c390055eb": "Monitoring Metrics Publisher",
 }
@@ -27,6 +28,9 @@ MODULES = [
     "modules/monitoring.bicep",
     "modules/functionapp.bicep",
     "modules/sealing-secret.bicep",
+    "modules/alerts.bicep",
+    "modules/network.bicep",
+    "modules/private-endpoints.bicep",
 ]
 
 
@@ -104,11 +108,12 @@ def test_function_app_is_flex_consumption_https_only_without_ftp() -> None:
     assert site_resource["identity"]["type"] == "UserAssigned"
     site = site_resource["properties"]
     assert site["httpsOnly"] is True
-    assert site["siteConfig"]["minTlsVersion"] == "1.2" and site["siteConfig"]["ftpsState"] == "Disabled"
+    assert site["siteConfig"]["minTlsVersion"] == "1.2"
+    # Flex Consumption does not take ftpsState (nor the other classic FTP/worker settings).
+    assert not {"ftpsState", "alwaysOn", "linuxFxVersion", "numberOfWorkers"} & set(site["siteConfig"])
     flex = site["functionAppConfig"]
     assert flex["runtime"] == {"name": "python", "version": "3.11"}
     assert flex["deployment"]["storage"]["authentication"]["type"] == "UserAssignedIdentity"
-    assert set(flex["scaleAndConcurrency"]) == {"maximumInstanceCount", "instanceMemoryMB"}
     policies = resources(
         "modules/functionapp.bicep", "Microsoft.Web/sites/basicPublishingCredentialsPolicies"
     )
@@ -162,3 +167,238 @@ def test_outputs_and_routes() -> None:
     assert outputs["apiBaseUrl"]["value"].endswith("/api/v1.0")
     host = json.loads((ROOT / "host.json").read_text())
     assert host["extensions"]["http"]["routePrefix"] == "api"
+
+
+def raw_module_params(name: str) -> dict[str, Any]:
+    """A module call's parameters in main.bicep as written (identifiers, not their defaults)."""
+    params: dict[str, Any] = config(parse("main.bicep")["modules"][name])["params"]
+    return params
+
+
+def decorator(relative: str, param: str, kind: str) -> Any:
+    for item in parse(relative)["parameters"][param]["decorators"]:
+        if item["type"] == kind:
+            return item["argument"]
+    raise AssertionError(f"{relative}: parameter {param} has no {kind} decorator")
+
+
+def conditional(value: Any) -> dict[str, Any]:
+    """The operands of a `condition ? a : b` expression."""
+    assert isinstance(value, dict) and value["operator"]["type"] == "conditional", value
+    operands: dict[str, Any] = value["operator"]["operands"]
+    return operands
+
+
+# --- sealing key ---------------------------------------------------------------------------------
+
+
+def test_the_app_reads_the_sealing_key_pinned_to_a_secret_version() -> None:
+    settings = parse("main.bicep")["variables"]["appSettings"]["value"]
+    assert (
+        settings["REGISTRY_SEALING_KEY"]
+        == "@Microsoft.KeyVault(SecretUri=${keyVault.outputs.currentSealingKeyUri})"
+    )
+    current = conditional(parse("modules/keyvault.bicep")["outputs"]["currentSealingKeyUri"]["value"])
+    # Without a new key, the version the deployment names; with one, the version just written.
+    assert current["true_value"] == "${secretBaseUri}/${sealingKeyVersion}"
+    assert current["false_value"]["operator"]["operands"]["operand_1"] == "secret"
+    assert "secretUriWithVersion" in json.dumps(current["false_value"])
+    written = parse("modules/sealing-secret.bicep")["outputs"]["secretUriWithVersion"]["value"]
+    assert "secretUriWithVersion" in json.dumps(written)
+    # No output or setting hands the app the versionless URI any more.
+    outputs = parse("modules/keyvault.bicep")["outputs"]
+    assert set(outputs) == {"name", "id", "currentSealingKeyUri", "previousSealingKeyUri"}
+
+
+def test_the_previous_key_is_read_only_during_a_rotation() -> None:
+    previous = conditional(
+        parse("main.bicep")["variables"]["appSettings"]["value"]["REGISTRY_SEALING_PREVIOUS_KEYS"]
+    )
+    assert previous["condition"]["function"]["parameters"]["item_to_test"] == "previousSealingKeyVersion"
+    assert previous["true_value"] == ""
+    assert (
+        previous["false_value"] == "@Microsoft.KeyVault(SecretUri=${keyVault.outputs.previousSealingKeyUri})"
+    )
+    assert parse("main.bicep")["parameters"]["previousSealingKeyVersion"]["default"] == ""
+
+
+def test_a_secret_version_is_written_only_when_a_new_key_is_given() -> None:
+    module = parse("modules/keyvault.bicep")["modules"]["secret"]
+    assert "empty" in json.dumps(module["config"]["condition"]) and "sealingKey" in json.dumps(
+        module["config"]["condition"]
+    )
+    assert {"type": "secure"} in parse("modules/sealing-secret.bicep")["parameters"]["value"]["decorators"]
+
+
+# --- Flex Consumption: scale, concurrency ----------------------------------------------------------
+
+
+def test_scale_limits_stay_well_under_the_regional_quota() -> None:
+    for relative in ("main.bicep", "modules/functionapp.bicep"):
+        assert decorator(relative, "maximumInstanceCount", "min_value") == 40  # Flex's lowest maximum
+        assert decorator(relative, "maximumInstanceCount", "max_value") == 1000
+        default = parse(relative)["parameters"]["maximumInstanceCount"]["default"]
+        # 2048 MB instances count one core each against the default regional quota of 250 cores.
+        assert default <= 250 // 4, "the default leaves most of the regional quota to other apps"
+    assert raw_module_params("functionApp")["maximumInstanceCount"] == "maximumInstanceCount"
+
+
+def test_http_concurrency_and_an_optional_always_ready_instance() -> None:
+    site = config(resources("modules/functionapp.bicep")["site"])["properties"]
+    scale = site["functionAppConfig"]["scaleAndConcurrency"]
+    assert set(scale) == {"maximumInstanceCount", "instanceMemoryMB", "triggers", "alwaysReady"}
+    assert scale["triggers"] == {"http": {"perInstanceConcurrency": "httpPerInstanceConcurrency"}}
+    ready = conditional(scale["alwaysReady"])
+    assert ready["true_value"] == [{"name": "http", "instanceCount": "httpAlwaysReadyInstances"}]
+    assert ready["false_value"] == []
+    assert parse("main.bicep")["parameters"]["httpAlwaysReadyInstances"]["default"] == 0  # scale to zero
+
+
+# --- storage: redundancy, versioning, soft delete, lock --------------------------------------------
+
+
+def test_storage_redundancy_is_a_parameter_that_needs_no_zones_by_default() -> None:
+    allowed = decorator("modules/storage.bicep", "skuName", "allowed")
+    assert {"Standard_LRS", "Standard_ZRS", "Standard_GRS", "Standard_GZRS"} <= set(allowed)
+    assert parse("main.bicep")["parameters"]["storageSku"]["default"] == "Standard_GRS"
+    assert set(decorator("main.bicep", "storageSku", "allowed")) == set(allowed)
+    assert raw_module_params("storage")["skuName"] == "storageSku"
+    assert config(resources("modules/storage.bicep")["account"])["sku"] == {"name": "skuName"}
+
+
+def test_model_files_are_versioned_and_soft_deleted() -> None:
+    blob = props("modules/storage.bicep", "blobService")
+    assert blob["isVersioningEnabled"] is True
+    assert blob["deleteRetentionPolicy"] == {"enabled": True, "days": "softDeleteDays"}
+    assert blob["containerDeleteRetentionPolicy"] == {"enabled": True, "days": "softDeleteDays"}
+    rules = props("modules/storage.bicep", "versionRetention")["policy"]["rules"]
+    models = next(r for r in rules if "${modelsContainerName}/" in r["definition"]["filters"]["prefixMatch"])
+    expiry = models["definition"]["actions"]["version"]["delete"]["daysAfterCreationGreaterThan"]
+    assert expiry == "modelVersionRetentionDays"
+    assert parse("modules/storage.bicep")["parameters"]["modelVersionRetentionDays"]["default"] >= 30
+    # Only previous versions expire: no rule deletes current blobs.
+    assert all(set(r["definition"]["actions"]) == {"version"} for r in rules)
+
+
+def test_storage_and_key_vault_are_locked_against_deletion_by_default() -> None:
+    for relative, scope in (("modules/storage.bicep", "account"), ("modules/keyvault.bicep", "vault")):
+        lock = resources(relative, "Microsoft.Authorization/locks")["doNotDelete"]["config"]
+        assert lock["condition"] == "protectFromDeletion"
+        assert lock["config"]["scope"] == scope and lock["config"]["properties"]["level"] == "CanNotDelete"
+        assert parse(relative)["parameters"]["protectFromDeletion"]["default"] is True
+    assert parse("main.bicep")["parameters"]["protectFromDeletion"]["default"] is True
+
+
+# --- monitoring: diagnostic settings and alerts ------------------------------------------------------
+
+
+def test_diagnostic_settings_send_audit_storage_and_service_bus_logs_to_log_analytics() -> None:
+    expected = {
+        ("modules/keyvault.bicep", "vault"): {"AuditEvent"},
+        ("modules/storage.bicep", "blobService"): {"StorageRead", "StorageWrite", "StorageDelete"},
+        ("modules/storage.bicep", "tableService"): {"StorageRead", "StorageWrite", "StorageDelete"},
+        ("modules/storage.bicep", "queueService"): {"StorageRead", "StorageWrite", "StorageDelete"},
+        ("modules/servicebus.bicep", "namespace"): {"OperationalLogs"},
+    }
+    found = {}
+    for relative, _ in expected:
+        for body in map(config, resources(relative, "Microsoft.Insights/diagnosticSettings").values()):
+            logs = evaluate(body["properties"]["logs"], relative)
+            assert body["properties"]["workspaceId"] == "workspaceId"
+            found[(relative, body["scope"])] = {log["category"] for log in logs if log["enabled"]}
+    assert found == expected
+    for name in ("storage", "serviceBus", "keyVault"):
+        assert module_params(name)["workspaceId"] == "<monitoring.outputs.workspaceId>"
+
+
+def test_alerts_go_to_an_action_group_that_mails_the_given_address() -> None:
+    group = props("modules/alerts.bicep", "operators")
+    receivers = conditional(group["emailReceivers"])
+    assert receivers["false_value"][0]["emailAddress"] == "alertEmail"
+    assert raw_module_params("alerts")["alertEmail"] == "alertEmail"
+    metric = props("modules/alerts.bicep", "deadLetters")
+    assert "operators" in json.dumps(metric["actions"])
+    rules = config(resources("modules/alerts.bicep")["logAlertRules"])
+    assert "operators" in json.dumps(rules["properties"]["actions"])
+
+
+def test_dead_letters_on_the_job_queue_raise_an_alert() -> None:
+    criterion = props("modules/alerts.bicep", "deadLetters")["criteria"]["allOf"][0]
+    assert criterion["metricName"] == "DeadletteredMessages"
+    assert criterion["metricNamespace"] == "Microsoft.ServiceBus/namespaces"
+    assert criterion["dimensions"] == [
+        {"name": "EntityName", "operator": "Include", "values": ["serviceBusQueueName"]}
+    ]
+    assert criterion["operator"] == "GreaterThan" and criterion["threshold"] == 0
+    assert module_params("alerts")["serviceBusQueueName"] == "<serviceBus.outputs.queueName>"
+
+
+def test_log_alerts_cover_poison_messages_failures_5xx_and_key_vault_refusals() -> None:
+    alerts = {
+        a["name"]: a
+        for a in evaluate(
+            parse("modules/alerts.bicep")["variables"]["logAlerts"]["value"], "modules/alerts.bicep"
+        )
+    }
+    assert set(alerts) == {"poisoned-jobs", "function-failures", "http-5xx", "key-vault-reference-failures"}
+    poison = alerts["poisoned-jobs"]["query"]
+    assert (
+        "StorageQueueLogs" in poison and '"PutMessage"' in poison and "/<poisonQueueName>/messages" in poison
+    )
+    assert module_params("alerts")["poisonQueueName"] == f"{JOBS_QUEUE}-poison"
+    assert "success == false" in alerts["function-failures"]["query"]
+    assert ">= 500" in alerts["http-5xx"]["query"]
+    vault = alerts["key-vault-reference-failures"]["query"]
+    assert '"SecretGet"' in vault and "httpStatusCode_d >= 400" in vault and "<keyVaultId>" in vault
+    scopes = {name: a["scope"] for name, a in alerts.items()}
+    assert scopes == {
+        "poisoned-jobs": "workspaceId",
+        "function-failures": "appInsightsId",
+        "http-5xx": "appInsightsId",
+        "key-vault-reference-failures": "workspaceId",
+    }
+
+
+# --- Service Bus: target-based scaling ---------------------------------------------------------------
+
+
+def test_the_app_has_manage_rights_on_the_job_queue_only_citing_the_scaling_doc() -> None:
+    assignments = resources("modules/servicebus.bicep", "Microsoft.Authorization/roleAssignments")
+    assert [config(a)["scope"] for a in assignments.values()] == ["queue"]
+    text = (ROOT / "infra/modules/servicebus.bicep").read_text()
+    assert "functions-target-based-scaling" in text and "Manage rights" in text
+
+
+# --- private network mode --------------------------------------------------------------------------
+
+
+def test_the_private_network_mode_is_off_by_default_and_closes_public_access_when_on() -> None:
+    assert parse("main.bicep")["parameters"]["privateNetworking"]["default"] is False
+    for name in ("network", "privateEndpoints"):
+        assert parse("main.bicep")["modules"][name]["config"]["condition"] == "privateNetworking"
+    for relative, resource in (("modules/storage.bicep", "account"), ("modules/keyvault.bicep", "vault")):
+        access = conditional(props(relative, resource)["publicNetworkAccess"])
+        assert access == {
+            "condition": "privateNetworking",
+            "true_value": "Disabled",
+            "false_value": "Enabled",
+        }
+    subnet = conditional(raw_module_params("functionApp")["virtualNetworkSubnetId"])
+    assert subnet["condition"] == "privateNetworking"
+
+
+def test_the_app_subnet_is_delegated_for_flex_and_endpoints_cover_storage_and_key_vault() -> None:
+    subnets = {s["name"]: s["properties"] for s in props("modules/network.bicep", "vnet")["subnets"]}
+    delegation = subnets["app"]["delegations"][0]["properties"]["serviceName"]
+    assert delegation == "Microsoft.App/environments"
+    assert all("networkSecurityGroup" in s for s in subnets.values())
+    endpoints = evaluate(
+        parse("modules/private-endpoints.bicep")["variables"]["endpoints"]["value"],
+        "modules/private-endpoints.bicep",
+    )
+    assert {e["name"]: e["target"] for e in endpoints} == {
+        "blob": "storageAccountId",
+        "queue": "storageAccountId",
+        "table": "storageAccountId",
+        "vault": "keyVaultId",
+    }

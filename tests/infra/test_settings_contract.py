@@ -19,15 +19,33 @@ import pytest
 from registry.settings import Settings, load_settings
 from tests.infra import Unresolved, app_settings, parse
 
-# Set by App Service itself on every instance: the Bicep must not set them.
+# Set by the platform on a Flex Consumption instance: the Bicep must not set them. What Flex sets
+# (checked against the Functions host, which detects its environment from them:
+# github.com/Azure/azure-functions-host, src/WebJobs.Script/Environment/EnvironmentExtensions.cs):
+# - WEBSITE_SITE_NAME on every plan, Flex included (the Flex host id is derived from it);
+# - WEBSITE_SKU=FlexConsumption, and CONTAINER_NAME (or WEBSITE_POD_NAME) with LEGION_SERVICE_HOST:
+#   how the host recognises Flex;
+# - not WEBSITE_INSTANCE_ID: the host takes that for "App Service", which Flex is not (it is on
+#   Windows/Linux App Service plans and classic Consumption);
+# - WEBSITE_AUTH_ENABLED=True when authsettingsV2 is enabled: Flex's host applies it from the site
+#   config at start-up and runs Easy Auth in process when it reads true. An app setting of the same
+#   name takes precedence over the site config, which is why the Bicep must never set it.
 PLATFORM_INJECTED = {
-    "WEBSITE_INSTANCE_ID": "the instance id; with WEBSITE_SITE_NAME, how the code knows it runs in Azure",
-    "WEBSITE_SITE_NAME": "the app's name",
+    "WEBSITE_SITE_NAME": "the app's name, on every plan (Flex included)",
+    "WEBSITE_SKU": "'FlexConsumption' on Flex",
+    "CONTAINER_NAME": "the instance's container on Flex (or WEBSITE_POD_NAME)",
+    "WEBSITE_POD_NAME": "the instance on Flex, where CONTAINER_NAME is not set",
+    "LEGION_SERVICE_HOST": "set on Flex Consumption (with CONTAINER_NAME or WEBSITE_POD_NAME)",
+    "WEBSITE_INSTANCE_ID": "the instance id on App Service plans and classic Consumption; not on Flex",
     "WEBSITE_AUTH_ENABLED": "'True' when App Service Authentication (authsettingsV2) is on",
+    "WEBSITE_AUTH_V2_CONFIG_JSON": "the authsettingsV2 configuration, where App Service injects it",
 }
+# What a Flex Consumption instance of this deployment sees (Easy Auth on).
 INJECTED_VALUES = {
-    "WEBSITE_INSTANCE_ID": "0123456789abcdef",
     "WEBSITE_SITE_NAME": "func-registry-test",
+    "WEBSITE_SKU": "FlexConsumption",
+    "CONTAINER_NAME": "func-registry-test_0123abcd",
+    "LEGION_SERVICE_HOST": "10.0.0.1",
     "WEBSITE_AUTH_ENABLED": "True",
 }
 
@@ -54,6 +72,8 @@ READ_BY_PLATFORM = {
 }
 
 KEY_VAULT_REFERENCE = re.compile(r"@Microsoft\.KeyVault\(SecretUri=<keyVault\.outputs\.[A-Za-z]+>\)")
+SEALING_KEY = base64.b64encode(bytes(range(32))).decode()  # what the platform resolves a reference to
+PREVIOUS_KEY = base64.b64encode(bytes(range(32, 64))).decode()
 
 
 class RecordingEnv(dict[str, str]):
@@ -89,14 +109,18 @@ class RecordingEnv(dict[str, str]):
         raise AssertionError("load_settings enumerated the settings: the contract cannot see what it reads")
 
 
-def azure_environment() -> dict[str, str]:
-    """What the app sees in Azure: the Bicep's settings, with deployment-time values filled in."""
+def azure_environment(*, rotating: bool = False) -> dict[str, str]:
+    """What the app sees on Flex: the Bicep's settings, with deployment-time values filled in;
+    `rotating`: during a sealing-key rotation (a previous key is set)."""
     env: dict[str, str] = {}
     for name, value in app_settings().items():
         assert isinstance(value, str), f"{name}: app settings are strings, not {value!r}"
         if name == "REGISTRY_SEALING_KEY":
             assert KEY_VAULT_REFERENCE.fullmatch(value), f"the sealing key is a Key Vault reference: {value}"
-            value = base64.b64encode(bytes(range(32))).decode()  # what the platform resolves it to
+            value = SEALING_KEY
+        elif name == "REGISTRY_SEALING_PREVIOUS_KEYS":
+            # Empty, or the Key Vault reference of the previous version during a rotation.
+            value = PREVIOUS_KEY if rotating else ""
         elif isinstance(value, Unresolved):
             value = f"deployed-{name.lower()}"  # a resource name, id or endpoint
         env[name] = value
@@ -142,6 +166,30 @@ def test_the_bicep_sets_nothing_that_nobody_reads(loaded: tuple[Settings, set[st
     _, looked_up = loaded
     unread = set(app_settings()) - looked_up - set(READ_BY_PLATFORM)
     assert unread == set(), "set by the Bicep, but read neither by the code nor by the platform"
+
+
+def test_the_settings_load_during_a_sealing_key_rotation() -> None:
+    """REGISTRY_SEALING_PREVIOUS_KEYS is empty, or during a rotation the previous key version."""
+    settings = load_settings(RecordingEnv(azure_environment(rotating=True)))
+    assert settings.sealing_key == base64.b64decode(SEALING_KEY)
+    assert settings.sealing_previous_keys == (base64.b64decode(PREVIOUS_KEY),)
+
+
+def test_on_flex_without_easy_auth_no_caller_is_trusted() -> None:
+    """The platform sets WEBSITE_AUTH_ENABLED only when authsettingsV2 is on: without it the app,
+    recognising Azure by WEBSITE_SITE_NAME (Flex sets no WEBSITE_INSTANCE_ID), trusts no header."""
+    env = {k: v for k, v in azure_environment().items() if k != "WEBSITE_AUTH_ENABLED"}
+    settings = load_settings(RecordingEnv(env))
+    assert settings.running_in_azure and not settings.trusts_principal_headers
+    assert settings.identity_problem and "WEBSITE_AUTH_ENABLED" in settings.identity_problem
+
+
+def test_the_bicep_never_sets_what_decides_whether_principal_headers_are_trusted() -> None:
+    """An app setting WEBSITE_AUTH_ENABLED would override the site's Easy Auth configuration on Flex
+    (the host prefers the app setting), and REGISTRY_DEV_MODE=true would trust forged headers."""
+    settings = app_settings()
+    assert not {name for name in settings if name.startswith("WEBSITE_AUTH")}
+    assert settings["REGISTRY_DEV_MODE"] == "false"
 
 
 def test_the_named_exceptions_are_current(loaded: tuple[Settings, set[str]]) -> None:

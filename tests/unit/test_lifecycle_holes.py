@@ -57,14 +57,18 @@ def test_rows_of_an_earlier_registration_of_the_same_name_are_never_read(world: 
     first = world.register()
     world.delete()
     # A worker of the deleted registration that comes back late writes its rows under its own id.
-    world.store.insert_files(first, [dataclasses.replace(p, etag=None) for p in world.store.peek_files(first)])
+    world.store.insert_files(
+        first, [dataclasses.replace(p, etag=None) for p in world.store.peek_files(first)]
+    )
     again = world.register(files=default_files(seed=8))
     assert world.store.peek_files(again) != world.store.peek_files(first)
     assert world.copier.blob(again.blob_path(BIG)) == default_files(seed=8)[BIG]
     assert again.blob_prefix != first.blob_prefix
 
 
-def test_a_delete_that_fails_half_way_is_gone_for_the_api_and_a_retried_delete_finishes_it(world: World) -> None:
+def test_a_delete_that_fails_half_way_is_gone_for_the_api_and_a_retried_delete_finishes_it(
+    world: World,
+) -> None:
     registration = world.register(private=False)
     world.copier.fail_deletes = True  # the blobs cannot be removed right now
     with pytest.raises(Unavailable):
@@ -114,7 +118,9 @@ def test_registering_over_a_half_finished_delete_finishes_it_first(world: World)
 # -- issue 8.2: a clone copies the pinned blob, only while its parent is visible -----------------
 
 
-def test_a_clone_of_a_model_deleted_and_registered_again_private_fails_without_a_byte_of_it(world: World) -> None:
+def test_a_clone_of_a_model_deleted_and_registered_again_private_fails_without_a_byte_of_it(
+    world: World,
+) -> None:
     world.register(private=False)
     world.clone({"parent_version": "1.0", "parent_owner": ALICE.id})  # accepted, not yet copied
     world.delete()
@@ -291,7 +297,9 @@ def test_a_model_over_the_per_file_byte_quota_fails_before_a_byte_is_copied(worl
     world.run_queue()
     record = world.record(ALICE)
     assert record.state is State.FAILED
-    assert f"'{BIG}'" in record.message and "a file" in record.message and f"{1024 * 1024:,}" in record.message
+    assert (
+        f"'{BIG}'" in record.message and "a file" in record.message and f"{1024 * 1024:,}" in record.message
+    )
     assert world.copier.stage_calls == []
 
 
@@ -325,7 +333,9 @@ def test_files_per_model_are_limited_at_registration(world: World) -> None:
     world.register("ok", files=files, finish=False)
     with pytest.raises(InvalidRequest) as refused:
         world.register("too-many", files={**files, "b.bin": b"b"}, finish=False)
-    assert [(e.field, e.rule) for e in refused.value.errors] == [("model_files", "a model has at most 5 files")]
+    assert [(e.field, e.rule) for e in refused.value.errors] == [
+        ("model_files", "a model has at most 5 files")
+    ]
 
 
 # -- issue 8.7: the sealing key rotates --------------------------------------------------------------
@@ -405,4 +415,3 @@ def test_a_worker_of_a_deleted_registration_cleans_only_its_own_blobs(world: Wor
 @pytest.fixture
 def world() -> World:
     return World()
-

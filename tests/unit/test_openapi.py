@@ -14,6 +14,7 @@ from registry.blueprints import api_models as api
 from registry.blueprints import http, models_api, openapi
 from registry.domain.listing import ModelFilter
 from registry.validation import CloneRequest, FieldError, RegistrationRequest, UpdateRequest
+from tests.builders import make_settings
 
 # The Functions worker indexes the app once per process (a second get_functions() reports
 # duplicates): reuse what the indexing test already read.
@@ -151,10 +152,64 @@ def test_request_bodies_are_the_pydantic_models_the_code_validates_with(
     assert body["required"] is True
     ref = body["content"]["application/json"]["schema"]["$ref"]
     generated = model.model_json_schema(by_alias=True, ref_template=REF, mode="validation")
-    definitions = generated.pop("$defs", {})
-    assert _resolve(document, ref) == generated
-    for name, schema in definitions.items():
-        assert document["components"]["schemas"][name] == schema, name
+    documented = _resolve(document, ref)
+    assert set(documented["properties"]) == set(generated["properties"])
+    assert set(documented.get("required", [])) == set(generated.get("required", []))
+    assert documented["additionalProperties"] is False
+    for name in generated.pop("$defs", {}):
+        assert name in document["components"]["schemas"], name
+
+
+def test_request_fields_are_given_with_a_value_or_left_out_never_null(document: dict[str, Any]) -> None:
+    text = json.dumps(
+        {
+            k: document["components"]["schemas"][k]
+            for k in (
+                "RegistrationRequest",
+                "ModelConfig",
+                "InferenceProperties",
+                "ModelMetainfo",
+                "UpdateRequest",
+                "CloneRequest",
+            )
+        }
+    )
+    assert '{"type": "null"}' not in text
+
+
+def test_the_document_states_the_rules_json_schema_can_express(document: dict[str, Any]) -> None:
+    schemas = document["components"]["schemas"]
+    inference = schemas["InferenceProperties"]
+    assert {"required": ["conda_env"], "properties": {"conda_env": {"type": "string"}}} in inference["anyOf"]
+    assert inference["then"]["required"] == ["docker_image"]  # a docker_registry needs a docker_image
+    assert inference["properties"]["entry_script"]["pattern"].endswith(r"\.py$")
+    meta = schemas["ModelMetainfo"]
+    assert {"type": "integer", "exclusiveMinimum": 0}.items() <= meta["properties"]["num_params"].items()
+    assert len(meta["allOf"]) == 2 and all({"if", "then", "else"} <= set(rule) for rule in meta["allOf"])
+    files = schemas["RegistrationRequest"]["properties"]["model_files"]
+    assert files["minProperties"] == 1 and files["propertyNames"]["pattern"]
+    assert document["paths"]["/model/{name}/{version}"]["put"]["x-registry-rules"]
+    name = document["paths"]["/model/{name}/{version}"]["put"]["parameters"][0]
+    assert name["schema"]["pattern"].startswith("^(?!")
+
+
+def test_with_the_settings_the_document_states_the_allowed_source_hosts_and_file_limit() -> None:
+    settings = make_settings(
+        REGISTRY_ALLOWED_SOURCE_HOSTS="*.blob.core.windows.net,models.example.org", REGISTRY_MAX_FILES="7"
+    )
+    files = openapi.document(SERVER, models_api.routes(), settings)["components"]["schemas"][
+        "RegistrationRequest"
+    ]["properties"]["model_files"]
+    pattern = re.compile(files["additionalProperties"]["pattern"])
+    assert files["maxProperties"] == 7
+    assert pattern.fullmatch("https://acct.blob.core.windows.net/c/m.bin?sv=1&sig=a%2B")
+    assert pattern.fullmatch("https://models.example.org/m.bin")
+    for refused in (
+        "http://acct.blob.core.windows.net/m",
+        "https://evil.example/m",
+        "https://a.models.example.org/m",
+    ):
+        assert not pattern.fullmatch(refused), refused
 
 
 def test_the_registration_request_schema_is_strict_with_its_three_sections(document: dict[str, Any]) -> None:

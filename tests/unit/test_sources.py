@@ -108,8 +108,14 @@ def test_the_table_covers_at_least_forty_urls() -> None:
         ("HTTPS://ACCT.Blob.Core.Windows.NET" + PATH, "https://acct.blob.core.windows.net" + PATH),
         ("https://acct.blob.core.windows.net:443" + PATH, "https://acct.blob.core.windows.net" + PATH),
         ("https://acct.blob.core.windows.net:" + PATH, "https://acct.blob.core.windows.net" + PATH),
-        ("https://a-b-1.blob.core.windows.net/c/%C3%BC.bin", "https://a-b-1.blob.core.windows.net/c/%C3%BC.bin"),
-        ("https://xn--bcher-kva.blob.core.windows.net/c/m", "https://xn--bcher-kva.blob.core.windows.net/c/m"),
+        (
+            "https://a-b-1.blob.core.windows.net/c/%C3%BC.bin",
+            "https://a-b-1.blob.core.windows.net/c/%C3%BC.bin",
+        ),
+        (
+            "https://xn--bcher-kva.blob.core.windows.net/c/m",
+            "https://xn--bcher-kva.blob.core.windows.net/c/m",
+        ),
     ],
 )
 def test_accepted_urls_are_rebuilt_from_their_checked_parts(url: str, rebuilt: str) -> None:
@@ -118,7 +124,11 @@ def test_accepted_urls_are_rebuilt_from_their_checked_parts(url: str, rebuilt: s
 
 @pytest.mark.parametrize(
     "url",
-    ["http://127.0.0.1:10100/modelowner/c/m.bin?sig=1", "http://localhost:10000/a/b", "https://127.0.0.1:10100/a/b"],
+    [
+        "http://127.0.0.1:10100/modelowner/c/m.bin?sig=1",
+        "http://localhost:10000/a/b",
+        "https://127.0.0.1:10100/a/b",
+    ],
 )
 def test_the_local_emulator_is_a_source_only_in_development(url: str) -> None:
     assert check_source_url(url, ALLOWED, local_emulator_ok=True) == url
@@ -127,7 +137,8 @@ def test_the_local_emulator_is_a_source_only_in_development(url: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "url", ["http://169.254.169.254/x", "http://10.0.0.1:10100/a/b", "http://[::1]:10000/a", "http://example.com/a"]
+    "url",
+    ["http://169.254.169.254/x", "http://10.0.0.1:10100/a/b", "http://[::1]:10000/a", "http://example.com/a"],
 )
 def test_development_mode_still_refuses_http_beyond_loopback(url: str) -> None:
     with pytest.raises(SourceRefused):
