@@ -105,8 +105,8 @@ class BlobCopier(Protocol):
     def stage_block(self, path: str, block_id: str, url: str, offset: int, length: int) -> None:
         """Put Block From URL; SourceError if the source refuses."""
 
-    def commit(self, path: str, block_ids: list[str], content_md5: str) -> int:
-        """Put Block List; returns the committed blob's size."""
+    def commit(self, path: str, block_ids: list[str], content_md5: str) -> SourceInfo:
+        """Put Block List; returns the committed blob's size and ETag."""
 
 
 class ModelFiles(Protocol):
@@ -116,6 +116,15 @@ class ModelFiles(Protocol):
         """Size and ETag of a committed blob, or None."""
 
     def read(self, path: str, max_bytes: int) -> bytes | None: ...
+
+    def read_range(self, path: str, offset: int, length: int, etag: str) -> bytes:
+        """Bytes of the blob as it is at `etag`; ConcurrentUpdate if it changed, NotFound if gone."""
+
+    def set_sha256(self, path: str, sha256: str, etag: str) -> str:
+        """Record the blob's digest on it (metadata), if it is still at `etag`; returns its new ETag."""
+
+    def delete(self, path: str) -> None:
+        """Delete one blob (nothing if it is not there)."""
 
     def read_url(self, path: str, ttl: timedelta) -> str:
         """A short-lived read-only URL of the file."""

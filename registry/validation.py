@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import keyword
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
@@ -19,7 +20,9 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Discriminator,
     Field,
+    Tag,
     ValidationError,
     ValidationInfo,
     WithJsonSchema,
@@ -43,13 +46,14 @@ _IDENTIFIER = re.compile(IDENTIFIER_PATTERN)
 MAX_BLOB_NAME = 1024
 MAX_BLOB_SEGMENTS = 254
 REGISTRATION_ID_LENGTH = 32
+GENERATION_DIGITS = 6  # a file's generation is a path segment too (registry/domain/model.py)
 MAX_LANGUAGES = 16  # per side: the listing keeps an index row per language
 MAX_JSON_DEPTH = 32
 TARGET_PATTERN = (
     r"^(?!/)(?!.*//)(?!.*\\)(?!(?:.*/)?\.{1,2}(?:/|$))(?!(?:[^/]*/){250})[^\x00-\x1f\x7f-\x9f]+(?<![./])$"
 )
 # A file name always fits a blob name, whatever the owner, name and version (128 each) before it.
-SAFE_TARGET_LENGTH = MAX_BLOB_NAME - 3 * 128 - REGISTRATION_ID_LENGTH - 4
+SAFE_TARGET_LENGTH = MAX_BLOB_NAME - 3 * 128 - REGISTRATION_ID_LENGTH - GENERATION_DIGITS - 5
 _KEYWORDS = "|".join(sorted({*keyword.kwlist, "entry"}))
 # The schema's forms of file references (stricter than the checks: ASCII module names only).
 ENTRY_SCRIPT_PATTERN = rf"^(?:[^/]+/)*(?!(?:{_KEYWORDS})\.py$)[A-Za-z_][A-Za-z0-9_]*\.py$"
@@ -95,8 +99,9 @@ class RequestContext:
 
     @property
     def blob_prefix_length(self) -> int:
-        """Characters of '{owner}/{name}/{version}/{registration id}/' before a file's name."""
-        return len(self.owner_id) + len(self.name) + len(self.version) + REGISTRATION_ID_LENGTH + 4
+        """Characters of '{owner}/{name}/{version}/{registration id}/{generation}/' before a file."""
+        fixed = REGISTRATION_ID_LENGTH + GENERATION_DIGITS + 5
+        return len(self.owner_id) + len(self.name) + len(self.version) + fixed
 
 
 def _context(info: ValidationInfo) -> RequestContext:
@@ -125,10 +130,10 @@ def check_target_path(value: str, info: ValidationInfo) -> str:
     if len(value) > room:
         raise ValueError(
             f"file name must be at most {room} characters here (a blob name holds {MAX_BLOB_NAME}, "
-            "including the owner, name, version and registration id before it)"
+            "including the owner, name, version, registration id and generation before it)"
         )
-    if len(segments) > MAX_BLOB_SEGMENTS - 4:
-        raise ValueError(f"file name must have at most {MAX_BLOB_SEGMENTS - 4} path segments")
+    if len(segments) > MAX_BLOB_SEGMENTS - 5:
+        raise ValueError(f"file name must have at most {MAX_BLOB_SEGMENTS - 5} path segments")
     return value
 
 
@@ -169,18 +174,66 @@ _SOURCE_URL_SCHEMA: dict[str, Any] = {
     SOURCE_URL_MARK: True,
 }
 SourceUrl = Annotated[str, AfterValidator(check_source), WithJsonSchema(_SOURCE_URL_SCHEMA)]
+SHA256_PATTERN = r"^[0-9a-fA-F]{64}$"
+
+
+class SourceFile(BaseModel):
+    """A source with the digest its owner expects the registry to find."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    url: SourceUrl
+    sha256: Annotated[str, Field(pattern=SHA256_PATTERN, description="hex SHA-256 of the file")]
+
+
 _MODEL_FILES_SCHEMA: dict[str, Any] = {
     "type": "object",
-    "description": "target file name -> source URL",
+    "description": "target file name -> its source URL, or {url, sha256} with the digest it must have",
     "propertyNames": {
         "type": "string",
         "minLength": 1,
         "maxLength": SAFE_TARGET_LENGTH,
         "pattern": TARGET_PATTERN,
     },
-    "additionalProperties": _SOURCE_URL_SCHEMA,
+    "additionalProperties": {
+        "anyOf": [
+            _SOURCE_URL_SCHEMA,
+            {
+                "type": "object",
+                "properties": {
+                    "url": _SOURCE_URL_SCHEMA,
+                    "sha256": {"type": "string", "pattern": SHA256_PATTERN},
+                },
+                "required": ["url", "sha256"],
+                "additionalProperties": False,
+            },
+        ]
+    },
     "x-model-files": True,
 }
+
+
+def _source_kind(value: Any) -> str:
+    return _SOURCE_FILE if isinstance(value, dict | SourceFile) else _SOURCE_URL
+
+
+_SOURCE_URL, _SOURCE_FILE = "<source-url>", "<source-file>"  # union tags, left out of field paths
+Source = Annotated[
+    Annotated[str, AfterValidator(check_source), Tag(_SOURCE_URL)] | Annotated[SourceFile, Tag(_SOURCE_FILE)],
+    Discriminator(_source_kind),
+]
+
+
+def sources_of(files: Mapping[str, str | SourceFile]) -> dict[str, str]:
+    """target -> source URL, whichever form each was given in."""
+    return {target: spec if isinstance(spec, str) else spec.url for target, spec in files.items()}
+
+
+def digests_of(files: Mapping[str, str | SourceFile]) -> dict[str, str]:
+    """target -> the SHA-256 (lower-case hex) the owner expects, for the files given with one."""
+    return {target: spec.sha256.lower() for target, spec in files.items() if isinstance(spec, SourceFile)}
+
+
 ShortText = Annotated[str, Field(max_length=10_000)]
 Language = Annotated[str, Field(min_length=1, max_length=64)]
 M = TypeVar("M", bound=BaseModel)
@@ -351,13 +404,13 @@ class ModelMetainfo(_Strict):
         return _require_file(value, info, suffixes=(".md",), what="index_page_file")
 
 
-ModelFiles = Annotated[dict[TargetPath, SourceUrl], WithJsonSchema(_MODEL_FILES_SCHEMA)]
+ModelFiles = Annotated[dict[TargetPath, Source], WithJsonSchema(_MODEL_FILES_SCHEMA)]
 
 
 class RegistrationRequest(_Strict):
     config: ModelConfig = Field(alias="model_config")
     model_files: Annotated[
-        dict[TargetPath, SourceUrl], WithJsonSchema({**_MODEL_FILES_SCHEMA, "minProperties": 1})
+        dict[TargetPath, Source], WithJsonSchema({**_MODEL_FILES_SCHEMA, "minProperties": 1})
     ]
     model_metainfo: ModelMetainfo
     private_packages: Annotated[list[SourceUrl], Field(max_length=100)] | None = None
@@ -400,8 +453,8 @@ _PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,39}")
 def _field_path(loc: tuple[int | str, ...]) -> str:
     path = ""
     for part in loc:
-        if part == "[key]":
-            continue  # pydantic marks errors in a dict's key this way; the key itself is named
+        if part in ("[key]", _SOURCE_URL, _SOURCE_FILE):
+            continue  # pydantic's marks (a dict's key, a union's branch): the field itself is named
         if isinstance(part, int):
             path += f"[{part}]"
         elif not path.startswith("model_files") and not path.endswith("args") and _PLAIN_NAME.fullmatch(part):

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from registry.bootstrap import build
+from registry.domain.model import Registration
 from registry.sealing import Sealer
 from registry.services.dependencies import Dependencies
 from registry.services.limits import Admission
@@ -149,3 +150,13 @@ def make_deps(
         now=now or FakeClock(),
         **({"monotonic": monotonic} if monotonic else {}),
     )
+
+
+def served_bytes(
+    store: FakeRegistrationStore, blobs: FakeBlobCopier, registration: Registration, target: str
+) -> bytes | None:
+    """The bytes the registry serves for a file: its verified generation's blob (None if none)."""
+    row = next((p for p in store.peek_files(registration) if p.target == target), None)
+    if row is None or not row.served:
+        return None
+    return blobs.blob(registration.blob_path(target, row.served_generation))

@@ -7,6 +7,9 @@ deletes, clones, failures), so that each is shown end to end without storage or 
 from __future__ import annotations
 
 import random
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -21,7 +24,14 @@ from registry.services.copying import MIB, CopyPolicy, Outcome, process_job
 from registry.services.dependencies import Dependencies
 from registry.services.registration import register
 from registry.settings import Settings
-from tests.builders import TEST_SEALING_KEY, make_deps, make_settings, registration_body, source_url
+from tests.builders import (
+    TEST_SEALING_KEY,
+    make_deps,
+    make_settings,
+    registration_body,
+    served_bytes,
+    source_url,
+)
 from tests.fakes import REGISTRY_CONTAINER_URL, FakeBlobCopier, FakeClock, FakeJobQueue, FakeRegistrationStore
 
 ALICE = Principal("alice-oid-0001", "alice@contoso.com")
@@ -58,6 +68,7 @@ class World:
     )
     # blob path -> the bytes a finished copy must hold there
     expected: dict[str, bytes] = field(default_factory=dict)
+    monotonic: Callable[[], float] = time.monotonic  # the worker's budget clock
     # The last request body registered, and the files registered under each name.
     last_body: dict[str, Any] = field(default_factory=dict)
     files_of: dict[str, dict[str, bytes]] = field(default_factory=dict)
@@ -71,6 +82,7 @@ class World:
             blobs=self.copier,
             now=self.now,
             sealer=self.sealer,
+            monotonic=self.monotonic,
         )
 
     # -- registering and copying --
@@ -128,7 +140,11 @@ class World:
         return service.index_page(self.deps, self.find(caller, owner))
 
     def file_url(self, caller: Principal, path: str, owner: Principal = ALICE) -> str:
-        return service.file_url(self.deps, self.find(caller, owner), path, timedelta(minutes=10))
+        return service.file_url(self.deps, self.find(caller, owner), path, timedelta(minutes=10)).url
+
+    def served(self, registration: Registration, target: str) -> bytes | None:
+        """The bytes the registry serves for one of the registration's files."""
+        return served_bytes(self.store, self.copier, registration, target)
 
     def update(self, body: Any, *, caller: Principal = ALICE, name: str = "codegen") -> Registration:
         return service.update_model(self.deps, caller, name, "1.0", body)
@@ -159,3 +175,16 @@ class World:
         assert data is not None
         assert info.size == len(data)
         return data
+
+
+class Ticking:
+    """A budget clock that moves `tick` seconds each time it is read."""
+
+    def __init__(self, tick: float) -> None:
+        self.tick, self.t = tick, 1000.0
+        self._lock = threading.Lock()
+
+    def __call__(self) -> float:
+        with self._lock:
+            self.t += self.tick
+            return self.t

@@ -7,6 +7,7 @@ import base64
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from azure.core import MatchConditions
 from azure.core.exceptions import AzureError, HttpResponseError, ResourceNotFoundError
 from azure.core.pipeline.transport import HttpTransport
 from azure.storage.blob import (
@@ -109,14 +110,15 @@ class AzureBlobCopier:
                     raise _source_error(error) from None
                 raise
 
-    def commit(self, path: str, block_ids: list[str], content_md5: str) -> int:
+    def commit(self, path: str, block_ids: list[str], content_md5: str) -> SourceInfo:
         settings = (
             ContentSettings(content_md5=bytearray(base64.b64decode(content_md5))) if content_md5 else None
         )
         blob = self._container.get_blob_client(path)
         with storage_errors():
             blob.commit_block_list([BlobBlock(block_id) for block_id in block_ids], content_settings=settings)
-            return int(blob.get_blob_properties().size)
+            properties = blob.get_blob_properties()
+        return SourceInfo(size=int(properties.size), etag=str(properties.etag), content_md5=content_md5)
 
 
 class AzureModelFiles:
@@ -150,6 +152,28 @@ class AzureModelFiles:
             if error.status_code == 416:  # a range of an empty blob: there is nothing to read
                 return b""
             raise
+
+    def read_range(self, path: str, offset: int, length: int, etag: str) -> bytes:
+        with storage_errors(missing_is_conflict=False):
+            stream = self._container.download_blob(
+                path, offset=offset, length=length, etag=etag, match_condition=MatchConditions.IfNotModified
+            )
+            return bytes(stream.readall())
+
+    def set_sha256(self, path: str, sha256: str, etag: str) -> str:
+        blob = self._container.get_blob_client(path)
+        with storage_errors(missing_is_conflict=True):
+            written = blob.set_blob_metadata(
+                {"sha256": sha256}, etag=etag, match_condition=MatchConditions.IfNotModified
+            )
+        return str(written["etag"])
+
+    def delete(self, path: str) -> None:
+        try:
+            with storage_errors():
+                self._container.get_blob_client(path).delete_blob()
+        except NotFound:
+            return
 
     def read_url(self, path: str, ttl: timedelta) -> str:
         """A read-only SAS URL: signed with the account key on the emulator, with a user delegation

@@ -202,6 +202,7 @@ def registration_entity(r: Registration) -> dict[str, Any]:
         "attempt": r.attempt,
         "takeovers": r.takeovers,
         "slices": r.slices,
+        "revision": r.revision,
         "last_error": r.last_error,
         "finished_once": r.finished_once,
         "indexed": index_signature(r),
@@ -240,6 +241,7 @@ def registration(entity: Any) -> Registration:
         attempt=int(entity.get("attempt", 1)),
         takeovers=int(entity.get("takeovers", 0)),
         slices=int(entity.get("slices", 0)),
+        revision=int(entity.get("revision", 0)),
         refresh_files=_get_json(entity, "refresh_z", []),
         last_error=entity.get("last_error", ""),
         finished_once=bool(entity.get("finished_once", False)),
@@ -323,6 +325,14 @@ def file_entity(partition: str, f: FileProgress) -> dict[str, Any]:
         "block_size": f.block_size,
         "content_md5": f.content_md5,
         "error": f.error,
+        "generation": f.generation,
+        "blob_etag": f.blob_etag,
+        "bytes_hashed": f.bytes_hashed,
+        "hash_state": f.hash_state,
+        "expected_sha256": f.expected_sha256,
+        "served_generation": f.served_generation,
+        "served_size": f.served_size,
+        "served_sha256": f.served_sha256,
     }
 
 
@@ -338,6 +348,14 @@ def file_progress(entity: Any) -> FileProgress:
         block_size=int(entity["block_size"]),
         content_md5=entity["content_md5"],
         error=entity["error"],
+        generation=int(entity.get("generation", 0)),
+        blob_etag=entity.get("blob_etag", ""),
+        bytes_hashed=int(entity.get("bytes_hashed", 0)),
+        hash_state=entity.get("hash_state", ""),
+        expected_sha256=entity.get("expected_sha256", ""),
+        served_generation=int(entity.get("served_generation", -1)),
+        served_size=int(entity.get("served_size", -1)),
+        served_sha256=entity.get("served_sha256", ""),
         etag=entity.metadata["etag"] if hasattr(entity, "metadata") else None,
     )
 

@@ -94,8 +94,11 @@ class AcceptedResponse(BaseModel):
 class FileStatus(BaseModel):
     name: str
     state: str
+    phase: str = Field(description="pending | copying | hashing | done | failed")
     bytes_copied: int
+    bytes_hashed: int = Field(description="of the registry's own copy, read back to compute its SHA-256")
     size: int | None
+    sha256: str | SkipJsonSchema[None] = Optional(description="once the file is done")
 
 
 class StatusResponse(BaseModel):
@@ -140,7 +143,10 @@ class ModelPage(BaseModel):
 
 class FileView(BaseModel):
     name: str
-    size: int | None
+    size: int | None = Field(description="of the bytes served (during an update: the previous version's)")
+    sha256: str | SkipJsonSchema[None] = Optional(
+        description="SHA-256 of the bytes served, computed by the registry"
+    )
     content_md5: str | None
     state: str
 

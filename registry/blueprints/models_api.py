@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from datetime import timedelta
 from urllib.parse import urlencode
 
@@ -119,15 +120,23 @@ def get_model_index(req: func.HttpRequest, deps: Dependencies, caller: Principal
     "v1.0/model/{name}/{version}/{owner}/files/{*path}",
     Endpoint(
         summary="Redirect to a short-lived read-only URL of a registered file",
-        answers={302: Answer("Location: a read-only URL valid for minutes", headers=("Location",))},
+        answers={
+            302: Answer(
+                "Location: a read-only URL valid for minutes; Repr-Digest: the file's SHA-256 (RFC 9530)",
+                headers=("Location", "Repr-Digest"),
+            )
+        },
         errors=(400, 404, 503),
     ),
 )
 def get_model_file(req: func.HttpRequest, deps: Dependencies, caller: Principal) -> Reply:
     registration = _visible(req, deps, caller)
-    url = service.file_url(deps, registration, req.route_params.get("path", ""), DOWNLOAD_TTL)
+    link = service.file_url(deps, registration, req.route_params.get("path", ""), DOWNLOAD_TTL)
     # The SAS is the caller's to use: it goes in Location only, never in a log or a body.
-    return Reply(302, headers={"Location": url, "Cache-Control": "no-store"})
+    headers = {"Location": link.url, "Cache-Control": "no-store"}
+    if link.sha256:  # RFC 9530: the digest of the representation the redirect leads to
+        headers["Repr-Digest"] = f"sha-256=:{base64.b64encode(bytes.fromhex(link.sha256)).decode()}:"
+    return Reply(302, headers=headers)
 
 
 @api.route(

@@ -33,6 +33,7 @@ _HEADERS = {
     "Location": "Where to go next",
     "Link": 'The next page: <url>; rel="next"',
     "Retry-After": "Seconds to wait before retrying",
+    "Repr-Digest": "sha-256=:<base64>: of the file the redirect leads to (RFC 9530)",
     "WWW-Authenticate": "How to authenticate",
 }
 _PATH_PARAMETERS = {

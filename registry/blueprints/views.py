@@ -14,7 +14,15 @@ from registry.blueprints.api_models import (
 )
 from registry.domain.listing import ModelSummary
 from registry.domain.model import FileProgress, Registration
-from registry.domain.vocabulary import ModelType
+from registry.domain.vocabulary import FileState, ModelType
+
+PHASES = {
+    FileState.PENDING: "pending",
+    FileState.COPYING: "copying",
+    FileState.HASHING: "hashing",
+    FileState.FINISHED: "done",
+    FileState.FAILED: "failed",
+}
 
 
 def _model_type(value: str) -> ModelType | None:
@@ -60,7 +68,15 @@ def status(registration: Registration, files: list[FileProgress]) -> StatusRespo
         last_updated_timestamp=_timestamp(registration.updated_at),
         last_updated_time=_human(registration.updated_at),
         files=[
-            FileStatus(name=f.target, state=f.state.value, bytes_copied=f.bytes_copied, size=f.size)
+            FileStatus(
+                name=f.target,
+                state=f.state.value,
+                phase=PHASES[f.state],
+                bytes_copied=f.bytes_copied,
+                bytes_hashed=f.bytes_hashed,
+                size=f.size if f.size is not None else (f.served_size if f.served else None),
+                sha256=f.served_sha256 if f.state is FileState.FINISHED else None,
+            )
             for f in files
         ],
     )
@@ -82,7 +98,13 @@ def model(registration: Registration, files: list[FileProgress]) -> ModelRespons
         model_config=registration.document.get("model_config", {}),
         model_metainfo=registration.metainfo,
         files=[
-            FileView(name=p.target, size=p.size, content_md5=p.content_md5 or None, state=p.state.value)
+            FileView(
+                name=p.target,
+                size=p.served_size if p.served else p.size,
+                sha256=p.served_sha256 or None,
+                content_md5=p.content_md5 or None,
+                state=p.state.value,
+            )
             for p in files
         ],
         created_at=registration.created_at.isoformat(),

@@ -40,7 +40,7 @@ _ALLOWED: dict[State, frozenset[State]] = {
 # other fields, so a PATCH during a copy merges with the worker's checkpoints instead of stopping it.
 _WORKER_FIELDS = (
     "state", "message", "last_progress_at", "lease_id", "lease_until", "picked_up", "takeovers",
-    "last_error", "sealed", "finished_once", "slices", "refresh_files",
+    "last_error", "sealed", "finished_once", "slices", "refresh_files", "revision",
 )  # fmt: skip
 
 
@@ -87,6 +87,7 @@ class Registration:
     attempt: int = 1
     takeovers: int = 0
     slices: int = 0  # continuations sent so far: numbers each one's message id
+    revision: int = 0  # manifests signed so far: the next files' change makes revision + 1
     refresh_files: list[str] = field(default_factory=list)  # updated files the worker copies anew
     last_error: str = ""
     # Set once the model's files were all copied: from then on a public model is listed.
@@ -198,8 +199,15 @@ class Registration:
         # same name and version: a late write of a dead worker can never land in the new one.
         return f"{self.owner}/{self.name}/{self.version}/{self.registration_id}/"
 
-    def blob_path(self, target: str) -> str:
-        return self.blob_prefix + target
+    def blob_path(self, target: str, generation: int = 0) -> str:
+        """Where a generation of a file lives (see FileProgress)."""
+        return f"{self.blob_prefix}{generation}/{target}"
+
+    @property
+    def expected_digests(self) -> dict[str, str]:
+        """The SHA-256 the owner gave for some files (target -> hex)."""
+        expected: dict[str, str] = self.document.get("expected_sha256", {})
+        return expected
 
     @property
     def given_up(self) -> bool:
@@ -303,7 +311,12 @@ class Registration:
 
 @dataclass
 class FileProgress:
-    """The copy of one file of a registration, checkpointed as it goes."""
+    """One file of a registration: its copy and its hashing, checkpointed as they go.
+
+    Each copy of a file (its first, a restart after a failure, a replacement) writes a new
+    generation, a blob of its own: the generation served stays served until the new one is copied
+    and its digest verified.
+    """
 
     index: int
     target: str
@@ -314,12 +327,39 @@ class FileProgress:
     block_size: int = 0
     content_md5: str = ""
     error: str = ""
+    generation: int = 0  # the blob being copied and hashed
+    blob_etag: str = ""  # that blob's ETag once committed (and once its digest is on it)
+    bytes_hashed: int = 0
+    hash_state: str = ""  # where hashing stopped (Sha256.state())
+    expected_sha256: str = ""  # what the owner said the file's digest is
+    served_generation: int = -1  # the blob readers get (-1: none yet)
+    served_size: int = -1
+    served_sha256: str = ""
     etag: str | None = field(default=None, compare=False)
 
-    def reset(self) -> None:
-        """Copy it anew (a restart after a failure, or an update of the file)."""
+    @property
+    def served(self) -> bool:
+        return self.served_generation >= 0
+
+    def reset(self, expected_sha256: str = "") -> None:
+        """Copy it anew, into a new generation (a restart after a failure, or a replacement)."""
         self.state, self.error, self.source_etag = FileState.PENDING, "", ""
         self.bytes_copied, self.size, self.block_size, self.content_md5 = 0, None, 0, ""
+        self.generation = max(self.generation, self.served_generation) + 1
+        self.blob_etag, self.bytes_hashed, self.hash_state = "", 0, ""
+        self.expected_sha256 = expected_sha256
+
+    def committed(self, blob_etag: str) -> None:
+        """Its bytes are in: hash the registry's copy next."""
+        self.state, self.blob_etag = FileState.HASHING, blob_etag
+        self.bytes_copied = self.size or 0
+        self.bytes_hashed, self.hash_state = 0, ""
+
+    def verified(self, sha256: str, blob_etag: str) -> None:
+        """Hashed (and checked against what the owner expected): this generation is served."""
+        self.state, self.blob_etag, self.hash_state = FileState.FINISHED, blob_etag, ""
+        self.bytes_hashed = self.size or 0
+        self.served_generation, self.served_size, self.served_sha256 = self.generation, self.size or 0, sha256
 
     def fail(self, reason: str) -> None:
         self.state, self.error = FileState.FAILED, _clip(reason)

@@ -37,7 +37,10 @@ class State(StrEnum):
 
 
 class FileState(StrEnum):
+    """A file's phase: its bytes are copied, then the registry's copy is hashed, then it is done."""
+
     PENDING = "Pending"
     COPYING = "Copying"
+    HASHING = "Hashing"
     FINISHED = "Finished"
     FAILED = "Failed"

@@ -27,10 +27,12 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import Any
 
+from registry.digests import Sha256
 from registry.domain.errors import (
     ConcurrentUpdate,
     IllegalTransition,
     LeaseHeld,
+    NotFound,
     SourceError,
     StorageUnavailable,
 )
@@ -45,6 +47,11 @@ log = logging.getLogger(__name__)
 
 MAX_BLOCKS = 50_000  # per blob, a Blob Storage limit
 MIB = 1024 * 1024
+HASH_CHUNK_BYTES = 8 * MIB  # read at a time when hashing: memory stays bounded whatever the size
+# Hashing state is saved at least this often: a crash re-hashes at most this much of a file (all
+# of it where libcrypto's SHA-256 state cannot be saved: see registry/digests.py).
+HASH_CHECKPOINT_BYTES = 64 * MIB
+PARENT_CHANGED = "the parent's file changed or was removed since the clone was accepted"
 
 
 class Outcome(StrEnum):
@@ -135,6 +142,14 @@ class Sources:
     def pinned_etag(self, target: str) -> str:
         return str(self.inherited[target]["etag"]) if target in self.inherited else ""
 
+    def inherited_sha256(self, progress: FileProgress) -> str:
+        """The parent's digest of an inherited file, when the pinned blob is the one it hashed
+        (the copy was made from that very blob version)."""
+        pin = self.inherited.get(progress.target)
+        if pin is None or progress.source_etag != pin["etag"]:
+            return ""
+        return str(pin.get("sha256", ""))
+
     def url(self, progress: FileProgress) -> str:
         if progress.target in self.inherited:
             if not self._parent_visible():
@@ -215,7 +230,7 @@ class Slice:
     def measure(self, files: list[FileProgress]) -> bool:
         """Pin the version and size of every file not yet pinned; True once all are."""
         for progress in files:
-            if progress.state is FileState.FINISHED or progress.source_etag:
+            if progress.state in (FileState.FINISHED, FileState.HASHING) or progress.source_etag:
                 continue
             if self._time_is_up():
                 return False
@@ -230,7 +245,7 @@ class Slice:
     def check_quotas(self, files: list[FileProgress]) -> None:
         quotas, total = self.deps.settings.quotas, 0
         for progress in files:
-            size = progress.size or 0
+            size = progress.size if progress.size is not None else max(progress.served_size, 0)
             if size > quotas.max_file_bytes:
                 raise _Failed(
                     progress,
@@ -245,15 +260,19 @@ class Slice:
                 )
 
     def _source_info(self, progress: FileProgress, url: str) -> SourceInfo:
+        inherited = progress.target in self.sources.inherited
         try:
             info = self.deps.copier.source_info(url)
         except SourceError as error:
             if error.permanent:
-                raise _Failed(progress, error.reason) from None
+                reason = PARENT_CHANGED if inherited and "404" in error.reason else error.reason
+                raise _Failed(progress, reason) from None
             raise
         pinned = progress.source_etag or self.sources.pinned_etag(progress.target)
         if pinned and info.etag != pinned:
-            raise _Failed(progress, "the source changed since the copy started")
+            raise _Failed(
+                progress, PARENT_CHANGED if inherited else "the source changed since the copy started"
+            )
         if progress.size is not None and info.size != progress.size:
             raise _Failed(progress, "the source changed size since the copy started")
         return info
@@ -262,7 +281,7 @@ class Slice:
 
     def run(self, files: list[FileProgress]) -> bool:
         """Copy until done (True) or out of time (False). Raises _Failed, _LeaseLost or errors."""
-        self.todo = deque(p for p in files if p.state is not FileState.FINISHED)
+        self.todo = deque(p for p in files if p.state in (FileState.PENDING, FileState.COPYING))
         with ThreadPoolExecutor(self.policy.concurrency, thread_name_prefix="copy") as pool:
             try:
                 self._fill(pool)
@@ -300,7 +319,7 @@ class Slice:
     def _start(self, progress: FileProgress) -> _FileCopy | None:
         """Prepare a file; None if nothing is left to stage for it (it is then completed)."""
         copy = self.prepare(progress)
-        if copy.progress.state is FileState.FINISHED:
+        if copy.progress.state is FileState.HASHING:
             return None
         self.active.append(copy)
         if copy.staged_all:
@@ -330,14 +349,16 @@ class Slice:
 
     def prepare(self, progress: FileProgress) -> _FileCopy:
         url = self.sources.url(progress)
-        copy = _FileCopy(progress, url, self.registration.blob_path(progress.target))
+        copy = _FileCopy(progress, url, self.registration.blob_path(progress.target, progress.generation))
         self._source_info(progress, url)  # still the pinned version: else the copy fails now
         copy.ids = block_ids(
             self.registration.registration_id, progress.source_etag, progress.block_size, progress.size or 0
         )
         if self.deps.copier.committed_size(copy.path, copy.ids) == progress.size:
-            self._finish_file(copy, progress.size or 0)  # committed before a crash lost the checkpoint
-            return copy
+            committed = self.deps.files.stat(copy.path)  # committed before a crash lost the checkpoint
+            if committed is not None:
+                self._committed(copy, committed.etag)
+                return copy
         staged = self.deps.copier.staged_blocks(copy.path)
         done = 0
         for index, block_id in enumerate(copy.ids):
@@ -353,18 +374,91 @@ class Slice:
 
     def _complete(self, copy: _FileCopy) -> None:
         self._source_info(copy.progress, copy.url)  # the version pinned at the start is still the one staged
-        size = self.deps.copier.commit(copy.path, copy.ids, copy.progress.content_md5)
-        if size != copy.progress.size:
-            raise _Failed(copy.progress, f"copied {size} bytes, expected {copy.progress.size}")
-        self._finish_file(copy, size)
+        committed = self.deps.copier.commit(copy.path, copy.ids, copy.progress.content_md5)
+        if committed.size != copy.progress.size:
+            raise _Failed(copy.progress, f"copied {committed.size} bytes, expected {copy.progress.size}")
+        self._committed(copy, committed.etag)
         self.active.remove(copy)
 
-    def _finish_file(self, copy: _FileCopy, size: int) -> None:
+    def _committed(self, copy: _FileCopy, etag: str) -> None:
         self.progressed = True
-        copy.progress.state = FileState.FINISHED
-        copy.progress.bytes_copied = size
+        copy.progress.committed(etag)
         self._save(copy.progress)
         copy.dirty = False
+
+    # -- hashing the registry's own copy --
+
+    def hash_files(self, files: list[FileProgress]) -> bool:
+        """SHA-256 of each committed file, read back from the registry's copy (never the source),
+        checked against the digest its owner gave; True once every file is verified."""
+        for progress in files:
+            if progress.state is FileState.HASHING and not self._hash(progress):
+                return False
+        return True
+
+    def _hash(self, progress: FileProgress) -> bool:
+        """Hash one file from where it stopped; False if the budget ran out first (saved)."""
+        path = self.registration.blob_path(progress.target, progress.generation)
+        inherited = self.sources.inherited_sha256(progress)
+        digest = inherited or self._stream_digest(progress, path)
+        if digest is None:
+            return False
+        expected = progress.expected_sha256 or inherited
+        if expected and digest != expected:
+            self.deps.files.delete(path)  # the registry never serves bytes other than those expected
+            raise _Failed(progress, f"its SHA-256 is {digest}, not the expected {expected}")
+        try:
+            etag = self.deps.files.set_sha256(path, digest, progress.blob_etag)
+        except ConcurrentUpdate:
+            raise _Failed(progress, "the registry's copy changed while it was hashed") from None
+        old = progress.served_generation
+        progress.verified(digest, etag)
+        self._save(progress)
+        self.progressed = True
+        for generation in range(max(old, 0), progress.generation):  # the ones it replaces
+            self.deps.files.delete(self.registration.blob_path(progress.target, generation))
+        return True
+
+    def _stream_digest(self, progress: FileProgress, path: str) -> str | None:
+        """The digest of the blob, read in chunks (one read ahead) from where hashing stopped;
+        None if the budget ran out first (the state is saved: a later slice resumes there)."""
+        hasher = Sha256.resume(progress.hash_state, progress.bytes_hashed)
+        offset = hasher.length  # 0 when the saved state could not be resumed
+        size = progress.size or 0
+        saved_at = offset
+        with ThreadPoolExecutor(1, thread_name_prefix="hash") as reader:
+            ahead = self._read_ahead(reader, path, progress, offset, size)
+            while ahead is not None:
+                chunk = ahead.result()
+                offset += len(chunk)
+                ahead = self._read_ahead(reader, path, progress, offset, size)
+                hasher.update(chunk)
+                self.progressed = True
+                stopping = ahead is not None and self._time_is_up()
+                if offset - saved_at >= HASH_CHECKPOINT_BYTES or stopping or ahead is None:
+                    progress.bytes_hashed, progress.hash_state = offset, hasher.state()
+                    self._save(progress)
+                    saved_at = offset
+                if stopping:
+                    assert ahead is not None
+                    ahead.cancel()
+                    return None
+                self._checkpoint_if_due()
+        return hasher.hexdigest()
+
+    def _read_ahead(
+        self, reader: ThreadPoolExecutor, path: str, progress: FileProgress, offset: int, size: int
+    ) -> Future[bytes] | None:
+        if offset >= size:
+            return None
+        length = min(HASH_CHUNK_BYTES, size - offset)
+        return reader.submit(self._read_chunk, path, offset, length, progress)
+
+    def _read_chunk(self, path: str, offset: int, length: int, progress: FileProgress) -> bytes:
+        try:
+            return self.deps.files.read_range(path, offset, length, progress.blob_etag)
+        except (ConcurrentUpdate, NotFound):
+            raise _Failed(progress, "the registry's copy changed while it was hashed") from None
 
     # -- checkpoints --
 
@@ -459,7 +553,7 @@ def _work(deps: Dependencies, registration: Registration, lease: str, policy: Co
         if not work.measure(files):
             return _continue(deps, registration, lease, work)
         work.check_quotas(files)
-        if not work.run(files):
+        if not work.run(files) or not work.hash_files(files):
             return _continue(deps, registration, lease, work)
     except (_LeaseLost, ConcurrentUpdate):
         _after_lost_lease(deps, registration)
@@ -484,8 +578,11 @@ def _file_rows(deps: Dependencies, registration: Registration, lease: str) -> li
     """This registration's file rows, created where missing; failed and updated files reset."""
     files = deps.store.files(registration)
     present = {f.index for f in files}
+    expected = registration.expected_digests
     missing = [
-        FileProgress(index=i, target=t) for i, t in enumerate(registration.file_names) if i not in present
+        FileProgress(index=i, target=t, expected_sha256=expected.get(t, ""))
+        for i, t in enumerate(registration.file_names)
+        if i not in present
     ]
     if missing:
         deps.store.insert_files(registration, missing)
@@ -494,7 +591,7 @@ def _file_rows(deps: Dependencies, registration: Registration, lease: str) -> li
     for progress in files:
         # A restarted registration tries its failed files anew; an update copies its files anew.
         if progress.state is FileState.FAILED or progress.target in refresh:
-            progress.reset()
+            progress.reset(expected.get(progress.target, ""))
             deps.store.replace_file(registration, progress)
     if refresh:
         registration.refresh_files = []  # done: the next slice must not reset them again

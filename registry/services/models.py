@@ -49,9 +49,11 @@ from registry.validation import (
     InvalidRequest,
     RequestContext,
     UpdateRequest,
+    digests_of,
     parse_registration,
     parse_with,
     safe_key,
+    sources_of,
     validate_identifiers,
 )
 
@@ -161,21 +163,39 @@ def files_of(deps: Dependencies, registration: Registration) -> list[FileProgres
     return [progress.get(name) or FileProgress(index=-1, target=name) for name in registration.file_names]
 
 
+def _served(deps: Dependencies, registration: Registration, target: str) -> FileProgress | None:
+    """The file's row, if a verified copy of it is served (during an update: the previous one)."""
+    if target not in registration.file_names:
+        return None
+    with _storage():
+        row = next((p for p in deps.store.files(registration) if p.target == target), None)
+    return row if row is not None and row.served else None
+
+
 def index_page(deps: Dependencies, registration: Registration) -> bytes | None:
     """The model's index page, or None while it has none to show."""
     target = registration.metainfo.get("index_page_file")
-    if not target:
+    row = _served(deps, registration, target) if target else None
+    if row is None:
         return None
     with _storage():
-        return deps.files.read(registration.blob_path(target), MAX_INDEX_BYTES)
+        return deps.files.read(registration.blob_path(row.target, row.served_generation), MAX_INDEX_BYTES)
 
 
-def file_url(deps: Dependencies, registration: Registration, path: str, ttl: timedelta) -> str:
+@dataclass(frozen=True)
+class FileLink:
+    url: str  # short-lived, read-only
+    sha256: str  # of the bytes behind it
+
+
+def file_url(deps: Dependencies, registration: Registration, path: str, ttl: timedelta) -> FileLink:
     """A short-lived read-only URL of one registered file (the previous version during an update)."""
+    row = _served(deps, registration, path)
+    if row is None:
+        raise NotVisible()
     with _storage():
-        if path not in registration.file_names or deps.files.stat(registration.blob_path(path)) is None:
-            raise NotVisible()
-        return deps.files.read_url(registration.blob_path(path), ttl)
+        url = deps.files.read_url(registration.blob_path(row.target, row.served_generation), ttl)
+    return FileLink(url, row.served_sha256)
 
 
 # -- changing -----------------------------------------------------------------------------------
@@ -189,7 +209,8 @@ def _change_record(caller: Principal, at: datetime, changes: dict[str, Any]) -> 
 class _Update:
     config: dict[str, Any]
     metainfo: dict[str, Any]
-    files: dict[str, str]
+    files: dict[str, str]  # target -> source URL
+    digests: dict[str, str]  # target -> the SHA-256 the owner expects, for those given with one
 
 
 def _parse_update(
@@ -202,7 +223,8 @@ def _parse_update(
     config = update.config.model_dump(exclude_unset=True) if update.config else {}
     config = {key: value for key, value in config.items() if value is not None}
     metainfo = update.model_metainfo.changes() if update.model_metainfo else {}
-    parsed = _Update(config, metainfo, update.model_files or {})
+    files = update.model_files or {}
+    parsed = _Update(config, metainfo, sources_of(files), digests_of(files))
     if not (parsed.config or parsed.metainfo or parsed.files):
         raise InvalidRequest(
             [FieldError("body", "nothing to change: give model_config, model_metainfo or model_files")]
@@ -227,7 +249,7 @@ def update_model(deps: Dependencies, caller: Principal, name: str, version: str,
         if not changes:
             return registration
         if update.files:
-            _stage_new_files(deps, registration, update.files)
+            _stage_new_files(deps, registration, update.files, update.digests)
         registration.updated_at = deps.now()
         registration.last_change = change = _change_record(caller, registration.updated_at, changes)
         try:
@@ -284,7 +306,9 @@ def _save_update(deps: Dependencies, registration: Registration, change: dict[st
             unlist(deps.store, registration)
 
 
-def _stage_new_files(deps: Dependencies, registration: Registration, sources: dict[str, str]) -> None:
+def _stage_new_files(
+    deps: Dependencies, registration: Registration, sources: dict[str, str], digests: dict[str, str]
+) -> None:
     """Record new sources; the worker copies them while the current files stay served."""
     try:
         registration.replace_files(deps.now(), sorted(sources))
@@ -296,8 +320,11 @@ def _stage_new_files(deps: Dependencies, registration: Registration, sources: di
     for target in sources:
         (secrets.get("inherited") or {}).pop(target, None)  # a clone's file replaced by its owner
     seal(deps, registration, secrets)
+    expected = registration.document.setdefault("expected_sha256", {})
     for target, url in sources.items():
         registration.document["model_files"][target] = redact_url(url)
+        expected.pop(target, None)
+    expected.update(digests)
 
 
 def delete_model(deps: Dependencies, caller: Principal, name: str, version: str) -> None:
@@ -334,15 +361,19 @@ def _merged_config(parent: Registration, clone: CloneRequest) -> dict[str, Any]:
 
 
 def _pins(deps: Dependencies, parent: Registration, inherited: list[str]) -> dict[str, dict[str, Any]]:
-    """The exact blob of each inherited file, as it is now: the clone copies that or nothing."""
+    """The exact blob of each inherited file, as it is now, and its digest if that blob is the one
+    the parent hashed: the clone copies that blob or nothing, and inherits the digest."""
     pins: dict[str, dict[str, Any]] = {}
     with _storage():
+        rows = {p.target: p for p in deps.store.files(parent)}
         for target in inherited:
-            path = parent.blob_path(target)
-            info = deps.files.stat(path)
-            if info is None:
+            row = rows.get(target)
+            path = parent.blob_path(target, row.served_generation) if row is not None and row.served else ""
+            info = deps.files.stat(path) if path else None
+            if row is None or info is None:
                 raise Conflict(f"the parent's file {safe_key(target)!r} is not available yet; retry later")
-            pins[target] = {"path": path, "etag": info.etag, "size": info.size}
+            sha256 = row.served_sha256 if info.etag == row.blob_etag else ""
+            pins[target] = {"path": path, "etag": info.etag, "size": info.size, "sha256": sha256}
     return pins
 
 
@@ -361,11 +392,12 @@ def clone_model(deps: Dependencies, caller: Principal, name: str, version: str, 
     if unknown:
         shown = ", ".join(safe_key(u) for u in unknown[:5])
         raise InvalidRequest([FieldError("ignore_files", f"not files of the parent: {shown}")])
-    added = dict(clone.model_files or {})
+    given = clone.model_dump(mode="json", by_alias=True).get("model_files") or {}
+    added = sources_of(clone.model_files or {})
     inherited = [f for f in parent.file_names if f not in ignored and f not in added]
     merged_body: dict[str, Any] = {
         "model_config": _merged_config(parent, clone),
-        "model_files": added,
+        "model_files": given,
         "model_metainfo": {
             **parent.metainfo,
             **(clone.model_metainfo.changes() if clone.model_metainfo else {}),

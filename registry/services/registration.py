@@ -25,7 +25,13 @@ from registry.services.deletion import finish_deletion
 from registry.services.dependencies import Dependencies
 from registry.settings import Settings
 from registry.sources import redact_url
-from registry.validation import RegistrationRequest, RequestContext, parse_registration
+from registry.validation import (
+    RegistrationRequest,
+    RequestContext,
+    digests_of,
+    parse_registration,
+    sources_of,
+)
 
 log = logging.getLogger(__name__)
 
@@ -71,11 +77,14 @@ def public_document(request: RegistrationRequest) -> dict[str, Any]:
         config.get(section, {}).get("docker_registry", {}).pop("password", None)
     document: dict[str, Any] = {
         "model_config": config,
-        "model_files": {target: redact_url(url) for target, url in request.model_files.items()},
+        "model_files": {target: redact_url(url) for target, url in sources_of(request.model_files).items()},
         "model_metainfo": request.model_metainfo.model_dump(mode="json", exclude_none=True),
     }
     if request.private_packages:
         document["private_packages"] = [redact_url(url) for url in request.private_packages]
+    expected = digests_of(request.model_files)
+    if expected:
+        document["expected_sha256"] = expected
     return document
 
 
@@ -90,7 +99,10 @@ def digest_input(value: dict[str, Any]) -> dict[str, Any]:
     can re-key the digest), and it outlives the sources themselves."""
     result = dict(value)
     if isinstance(result.get("model_files"), dict):
-        result["model_files"] = {k: _hashed(v) for k, v in result["model_files"].items()}
+        result["model_files"] = {
+            k: _hashed(v) if isinstance(v, str) else {**v, "url": _hashed(v["url"])}
+            for k, v in result["model_files"].items()
+        }
     if isinstance(result.get("private_packages"), list):
         result["private_packages"] = [_hashed(v) for v in result["private_packages"]]
     return result
@@ -123,7 +135,9 @@ class Secrets:
             )
             if props is not None and props.docker_registry is not None and props.docker_registry.password
         }
-        return cls(dict(request.model_files), list(request.private_packages or []), passwords, digest_input)
+        return cls(
+            sources_of(request.model_files), list(request.private_packages or []), passwords, digest_input
+        )
 
     def as_dict(self) -> dict[str, Any]:
         value: dict[str, Any] = {

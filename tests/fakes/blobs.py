@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
-from registry.domain.errors import SourceError, StorageUnavailable
+from registry.domain.errors import ConcurrentUpdate, NotFound, SourceError, StorageUnavailable
 from registry.domain.model import SourceInfo
 
 
@@ -38,6 +38,7 @@ class _Blob:
     blocks: dict[str, bytes]
     content_md5: str
     etag: str = ""
+    metadata: dict[str, str] = field(default_factory=dict)
 
     @property
     def data(self) -> bytes:
@@ -89,6 +90,7 @@ class FakeBlobCopier:
     read_url_calls: list[str] = field(default_factory=list)
     deleted_prefixes: list[str] = field(default_factory=list)
     fail_deletes: bool = False  # delete_prefix raises StorageUnavailable while set
+    read_range_calls: list[tuple[str, int, int]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _etags: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
@@ -183,7 +185,7 @@ class FakeBlobCopier:
                 raise ValueError("InvalidBlobOrBlock: block ids of one blob must all have the same length")
             blocks[block_id] = source.data[offset : offset + length]
 
-    def commit(self, path: str, block_ids: list[str], content_md5: str) -> int:
+    def commit(self, path: str, block_ids: list[str], content_md5: str) -> SourceInfo:
         with self._lock:
             self.commit_calls.append((path, list(block_ids)))
             staged = self.staged.get(path, {})
@@ -202,7 +204,7 @@ class FakeBlobCopier:
             self.staged.pop(path, None)  # Put Block List discards the uncommitted blocks
         if self.after_commit is not None:
             self.after_commit(path)
-        return len(blob.data)
+        return SourceInfo(len(blob.data), blob.etag, content_md5)
 
     # -- the ModelFiles port --
 
@@ -215,6 +217,30 @@ class FakeBlobCopier:
         with self._lock:
             blob = self.committed.get(path)
             return blob.data[:max_bytes] if blob else None
+
+    def read_range(self, path: str, offset: int, length: int, etag: str) -> bytes:
+        with self._lock:
+            self.read_range_calls.append((path, offset, length))
+            blob = self.committed.get(path)
+            if blob is None:
+                raise NotFound()
+            if blob.etag != etag:
+                raise ConcurrentUpdate()
+            return blob.data[offset : offset + length]
+
+    def set_sha256(self, path: str, sha256: str, etag: str) -> str:
+        with self._lock:
+            blob = self.committed.get(path)
+            if blob is None or blob.etag != etag:
+                raise ConcurrentUpdate()
+            blob.metadata = {"sha256": sha256}
+            blob.etag = f'"0x8D{next(self._etags):012X}"'
+            return blob.etag
+
+    def delete(self, path: str) -> None:
+        with self._lock:
+            self.committed.pop(path, None)
+            self.staged.pop(path, None)
 
     def read_url(self, path: str, ttl: timedelta) -> str:
         """A read-only URL with a fake SAS (whether or not the blob exists, as a SAS is)."""

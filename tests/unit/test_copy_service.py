@@ -27,7 +27,15 @@ from registry.services.dependencies import Dependencies
 from registry.services.registration import job_for, register, sealing_binding
 from registry.services.sweep import requeue_stale
 from registry.settings import Settings
-from tests.builders import SAS, TEST_SEALING_KEY, make_deps, make_settings, registration_body, source_url
+from tests.builders import (
+    SAS,
+    TEST_SEALING_KEY,
+    make_deps,
+    make_settings,
+    registration_body,
+    served_bytes,
+    source_url,
+)
 from tests.fakes import (
     T0,
     FakeBlobCopier,
@@ -128,7 +136,7 @@ class World:
 
     def assert_copied(self, registration: Registration) -> None:
         for target, data in self.contents.items():
-            assert self.copier.blob(registration.blob_path(target)) == data, target
+            assert served_bytes(self.store, self.copier, registration, target) == data, target
 
 
 def default_files() -> dict[str, bytes]:
@@ -565,7 +573,7 @@ def test_restart_after_a_changed_source_copies_the_new_version(world: World) -> 
     register(world.deps, ALICE, "codegen", "1.0", body)
     outcomes = world.run_to_end(world.queue.take()[0])
     assert outcomes[-1] is Outcome.FINISHED
-    assert world.copier.blob(registration.blob_path(BIG)) == new_version
+    assert served_bytes(world.store, world.copier, registration, BIG) == new_version
 
 
 # --------------------------------------------------------------------------------------------

@@ -28,7 +28,8 @@ def test_an_accepted_registration_is_in_progress_and_takes_its_facts_from_the_do
     assert r.file_names == ["a.py", "b.bin"]
     assert r.languages == ("en", "python")
     assert len(r.registration_id) == 32 and r.registration_id != accepted().registration_id
-    assert r.blob_path("a.py") == f"o/m/1/{r.registration_id}/a.py"
+    assert r.blob_path("a.py") == f"o/m/1/{r.registration_id}/0/a.py"
+    assert r.blob_path("a.py", 3) == f"o/m/1/{r.registration_id}/3/a.py"
     assert not r.listed_publicly  # public, but nothing copied yet
 
 

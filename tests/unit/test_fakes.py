@@ -112,7 +112,7 @@ def test_copier_stages_real_byte_ranges_and_commits_them() -> None:
     copier.stage_block("p", "b0", "https://a/x?sig=1", 0, 5)
     assert copier.staged_blocks("p") == {"b0": 5, "b1": 5}
     assert copier.committed_size("p", ["b0", "b1"]) is None
-    assert copier.commit("p", ["b0", "b1"], "") == 10
+    assert copier.commit("p", ["b0", "b1"], "").size == 10
     assert copier.blob("p") == b"0123456789"
     assert copier.staged_blocks("p") == {}
     assert copier.committed_size("p", ["b0", "b1"]) == 10

@@ -597,8 +597,8 @@ def test_replacing_a_file_recopies_it_while_the_previous_one_stays_served(world:
 
     stages_before = len(world.copier.stage_calls)
     assert world.run_queue() == [Outcome.FINISHED]
-    assert world.copier.blob(record.blob_path(BIG)) == new
-    assert world.copier.blob(record.blob_path("score.py")) == default_files()["score.py"]
+    assert world.served(record, BIG) == new
+    assert world.served(record, "score.py") == default_files()["score.py"]
     assert {c.url for c in world.copier.stage_calls[stages_before:]} == {url}  # only the new file
     assert world.record(ALICE).state is State.FINISHED
     assert world.record(ALICE).refresh_files == []
@@ -617,7 +617,7 @@ def test_adding_a_file_appends_it_and_copies_only_it(world: World) -> None:
     progress = world.store.peek_files(record)
     assert [(p.index, p.target) for p in progress][-1] == (len(registration.file_names), "tokenizer.json")
     assert all(p.state is FileState.FINISHED for p in progress)
-    assert world.copier.blob(record.blob_path("tokenizer.json")) == b'{"vocab": {}}'
+    assert world.served(record, "tokenizer.json") == b'{"vocab": {}}'
     assert world.read_url_data(world.file_url(ALICE, "tokenizer.json")) == b'{"vocab": {}}'
 
 
@@ -707,7 +707,7 @@ def test_delete_leaves_other_models_of_the_same_name_alone(world: World) -> None
     longer = world.register("codegen", "1.0.1")  # its blob prefix starts with the deleted one's
     world.delete()
     assert world.copier.blobs_under(other.blob_path(""))
-    assert world.copier.blob(longer.blob_path("score.py")) == default_files()["score.py"]
+    assert world.served(longer, "score.py") == default_files()["score.py"]
     assert world.store.peek(ALICE.id, "codegen", "1.0.1") is not None
     assert world.listing(BOB) == [key(other)]  # Alice's 1.0.1 is private
     assert world.listing(ALICE) == [key(other), key(longer)]
@@ -821,10 +821,10 @@ def test_clone_copies_the_inherited_files_byte_identically_from_the_registry(wor
 
     assert world.run_queue() == [Outcome.FINISHED]
     for target in ("score.py", "env.yml", "index.md", BIG):
-        assert world.copier.blob(record.blob_path(target)) == world.copier.blob(parent.blob_path(target))
-        assert world.copier.blob(record.blob_path(target)) == default_files(seed=4)[target]
-    assert world.copier.blob(record.blob_path("tokenizer.json")) == b'{"vocab": 1}'
-    assert world.copier.blob(record.blob_path("notes/extra.txt")) is None
+        assert world.served(record, target) == world.served(parent, target)
+        assert world.served(record, target) == default_files(seed=4)[target]
+    assert world.served(record, "tokenizer.json") == b'{"vocab": 1}'
+    assert world.served(record, "notes/extra.txt") is None
     sources = {c.url.split("?")[0] for c in world.copier.stage_calls[stages_before:]}
     assert sources == {
         *(

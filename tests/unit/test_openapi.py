@@ -200,7 +200,10 @@ def test_with_the_settings_the_document_states_the_allowed_source_hosts_and_file
     files = openapi.document(SERVER, models_api.routes(), settings)["components"]["schemas"][
         "RegistrationRequest"
     ]["properties"]["model_files"]
-    pattern = re.compile(files["additionalProperties"]["pattern"])
+    url, with_digest = files["additionalProperties"]["anyOf"]
+    assert with_digest["properties"]["url"]["pattern"] == url["pattern"]
+    assert with_digest["required"] == ["url", "sha256"]
+    pattern = re.compile(url["pattern"])
     assert files["maxProperties"] == 7
     assert pattern.fullmatch("https://acct.blob.core.windows.net/c/m.bin?sv=1&sig=a%2B")
     assert pattern.fullmatch("https://models.example.org/m.bin")
