@@ -1,4 +1,4 @@
-"""`python -m bench [--quick] [--only registration|copy|listing|bulk|cli_upload]`: run the benchmarks.
+"""`python -m bench [--quick] [--only registration|copy|listing|bulk|download|cli_upload]`: run the benchmarks.
 
 Human lines first, one per figure; the last line of stdout is one JSON object with every figure,
 its baseline, ratio and target.
@@ -11,7 +11,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 
-from bench import bulk, cli_upload, listing, model_copy, registration
+from bench import bulk, cli_upload, download, listing, model_copy, registration
 from bench.report import Figure, summary
 
 Runner = Callable[[bool], Sequence[Figure]]
@@ -22,6 +22,9 @@ BENCHMARKS: dict[str, Runner] = {
     "copy": lambda quick: model_copy.run(model_copy.CopyPlan.quick() if quick else model_copy.CopyPlan()),
     "listing": lambda quick: listing.run(listing.ListingPlan.quick() if quick else listing.ListingPlan()),
     "bulk": lambda quick: bulk.run(bulk.BulkPlan.quick() if quick else bulk.BulkPlan()),
+    "download": lambda quick: download.run(
+        download.DownloadPlan.quick() if quick else download.DownloadPlan()
+    ),
     "cli_upload": lambda quick: cli_upload.run(
         cli_upload.UploadPlan.quick() if quick else cli_upload.UploadPlan()
     ),

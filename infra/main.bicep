@@ -31,6 +31,9 @@ param sealingKeyVersion string = ''
 @description('During a rotation, the secret version the app still opens sealed data with; empty otherwise.')
 param previousSealingKeyVersion string = ''
 
+@description('Public keys (PEM, each base64-encoded, comma-separated) of earlier manifest signing key versions: published so that what they signed still verifies after a rotation.')
+param signingPreviousPublicKeys string = ''
+
 @description('Comma-separated principal ids allowed to register models through the job queue (bulk).')
 param bulkOwners string = ''
 
@@ -159,6 +162,7 @@ module storage 'modules/storage.bicep' = {
       'registrationfiles'
       'catalog'
       'registrationchanges'
+      'manifests'
     ]
     queueNames: [
       storageJobQueue
@@ -242,6 +246,10 @@ var appSettings = {
   REGISTRY_SEALING_KEY: '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.currentSealingKeyUri})'
   // During a rotation, the key that sealed what is not yet resealed; empty otherwise.
   REGISTRY_SEALING_PREVIOUS_KEYS: empty(previousSealingKeyVersion) ? '' : '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.previousSealingKeyUri})'
+  // Manifests are signed by the vault with this key (its private part never leaves the vault);
+  // earlier keys' public parts stay published after a rotation.
+  REGISTRY_SIGNING_KEY_ID: keyVault.outputs.signingKeyUri
+  REGISTRY_SIGNING_PREVIOUS_PUBLIC_KEYS: signingPreviousPublicKeys
   // Production: no dev-mode principal headers, no http sources (the app refuses both in Azure).
   REGISTRY_DEV_MODE: 'false'
   REGISTRY_ALLOW_INSECURE_SOURCES: 'false'
@@ -251,6 +259,7 @@ var appSettings = {
   REGISTRY_FILES_TABLE: 'registrationfiles'
   REGISTRY_CATALOG_TABLE: 'catalog'
   REGISTRY_CHANGES_TABLE: 'registrationchanges'
+  REGISTRY_MANIFESTS_TABLE: 'manifests'
   // Copy tuning: 8 MiB blocks, 8 in flight, 200 s slices under a 30 s lease renewed at every
   // checkpoint (Service Bus locks for 30 s, renewed by the trigger), registrations idle for 15
   // minutes are picked up again.

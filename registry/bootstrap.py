@@ -22,11 +22,12 @@ from requests.adapters import HTTPAdapter
 from registry.adapters.blobs import AzureBlobCopier, AzureModelFiles
 from registry.adapters.queues import StorageJobQueue
 from registry.adapters.servicebus import ServiceBusJobQueue
-from registry.adapters.tables import TableRegistrationStore
+from registry.adapters.tables import TableNames, TableRegistrationStore
 from registry.sealing import Sealer
 from registry.services.dependencies import Dependencies
 from registry.services.limits import Admission
 from registry.settings import Settings, current_settings
+from registry.signing.model_signer import model_signer_from_settings
 
 _STORAGE_PORTS = ("store", "copier", "files")
 
@@ -58,6 +59,8 @@ def build(settings: Settings, **overrides: Any) -> Dependencies:
         parts["queue"] = _job_queue(settings, transport)
     parts.setdefault("sealer", Sealer(settings.sealing_key, settings.sealing_previous_keys))
     parts.setdefault("admission", Admission(settings.quotas.rate_limits))
+    if "signer" not in parts:
+        parts["signer"] = model_signer_from_settings(settings)
     return Dependencies(settings=settings, **parts)
 
 
@@ -76,13 +79,14 @@ def _storage_adapters(settings: Settings, transport: RequestsTransport) -> dict[
             f"https://{account}.blob.core.windows.net", credential=credential, transport=transport
         )
     container = blobs.get_container_client(settings.models_container)
-    store = TableRegistrationStore.create(
-        tables,
+    names = TableNames(
         settings.registrations_table,
         settings.files_table,
         settings.catalog_table,
         settings.changes_table,
+        settings.manifests_table,
     )
+    store = TableRegistrationStore(names, tables)
     copier = AzureBlobCopier(container, transport)
     if settings.storage_connection_string:
         # Locally the emulator starts empty; in Azure the infrastructure creates these.

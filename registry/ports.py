@@ -8,7 +8,7 @@ from typing import Any, Protocol
 
 from registry.domain.jobs import Job
 from registry.domain.listing import ModelFilter, ModelSummary
-from registry.domain.model import FileProgress, Registration, SourceInfo
+from registry.domain.model import FileProgress, Manifest, ManifestFile, Registration, SourceInfo
 from registry.domain.vocabulary import State
 
 
@@ -63,12 +63,17 @@ class Catalog(Protocol):
     def unpublish(self, registration: Registration) -> None:
         """Take it off the public list (idempotent)."""
 
-    def own_models(self, owner: str, after: str, filters: ModelFilter) -> Iterator[ModelSummary]:
+    def own_models(
+        self, owner: str, after: str, filters: ModelFilter, *, page_size: int = 200
+    ) -> Iterator[ModelSummary]:
         """The owner's registrations (not tombstones) in key order after `after` (a sort_key
         without owner), filtered in the query whatever the filters."""
 
-    def public_models(self, after: str, filters: ModelFilter, exclude_owner: str) -> Iterator[ModelSummary]:
-        """Publicly listed models of other owners, in key order after `after` (a full sort_key)."""
+    def public_models(
+        self, after: str, filters: ModelFilter, exclude_owner: str, *, page_size: int = 200
+    ) -> Iterator[ModelSummary]:
+        """Publicly listed models of other owners, in key order after `after` (a full sort_key).
+        `page_size`: how many rows the caller expects to read (one request's worth)."""
 
 
 class ChangeLog(Protocol):
@@ -78,7 +83,19 @@ class ChangeLog(Protocol):
         """The changes of this name and version, newest first (across registrations)."""
 
 
-class RegistrationStore(Registrations, FileRows, Catalog, ChangeLog, Protocol):
+class Manifests(Protocol):
+    """The signed manifests of a registration, one per revision of its files."""
+
+    def add_manifest(self, registration: Registration, manifest: Manifest) -> None:
+        """Record a revision; AlreadyExists if that revision is recorded already."""
+
+    def manifests(self, registration: Registration) -> list[Manifest]:
+        """Every revision, newest first."""
+
+    def forget_manifests(self, registration: Registration) -> None: ...
+
+
+class RegistrationStore(Registrations, FileRows, Catalog, ChangeLog, Manifests, Protocol):
     """Everything the registry keeps in Table Storage."""
 
 
@@ -107,6 +124,16 @@ class BlobCopier(Protocol):
 
     def commit(self, path: str, block_ids: list[str], content_md5: str) -> SourceInfo:
         """Put Block List; returns the committed blob's size and ETag."""
+
+
+class ModelSigner(Protocol):
+    """Signs a model's files in the OpenSSF model-signing format (a Sigstore bundle)."""
+
+    @property
+    def key_id(self) -> str: ...
+
+    def sign_files(self, files: Sequence[ManifestFile]) -> dict[str, Any]:
+        """The signature bundle over these (path, size, SHA-256) files."""
 
 
 class ModelFiles(Protocol):

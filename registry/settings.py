@@ -63,6 +63,7 @@ class Settings:
     files_table: str
     catalog_table: str
     changes_table: str
+    manifests_table: str
     job_queue_kind: str
     service_bus_connection_string: str | None
     service_bus_namespace: str | None
@@ -85,6 +86,12 @@ class Settings:
     stale_after_seconds: float
     quotas: Quotas = Quotas()
     max_body_bytes: int = 1024 * 1024
+    # Manifest signing (registry/signing): a local EC P-256 private key (PEM), or in Azure the URI of
+    # a Key Vault key the app signs with through the vault; public keys of earlier signing keys (PEM)
+    # stay published so that what they signed still verifies.
+    signing_key_pem: bytes | None = None
+    signing_key_uri: str | None = None
+    signing_previous_public_keys: tuple[bytes, ...] = ()
 
     @property
     def trusts_principal_headers(self) -> bool:
@@ -139,6 +146,48 @@ def _key(raw: str, setting: str) -> bytes:
 def _previous_keys(env: Mapping[str, str]) -> tuple[bytes, ...]:
     raw = env.get("REGISTRY_SEALING_PREVIOUS_KEYS", "")
     return tuple(_key(part, "REGISTRY_SEALING_PREVIOUS_KEYS") for part in raw.split(",") if part.strip())
+
+
+def _pem_values(env: Mapping[str, str], setting: str) -> tuple[bytes, ...]:
+    """Comma-separated base64 PEM values (base64, so that a PEM fits in one app setting)."""
+    values = []
+    for part in env.get(setting, "").split(","):
+        if not part.strip():
+            continue
+        try:
+            pem = base64.b64decode(part.strip(), validate=True)
+        except (binascii.Error, ValueError):
+            pem = b""
+        if not pem.startswith(b"-----BEGIN "):
+            raise SettingsError(f"{setting} must hold PEM values, each base64-encoded (comma-separated)")
+        values.append(pem)
+    return tuple(values)
+
+
+def _signing(
+    env: Mapping[str, str], running_in_azure: bool
+) -> tuple[bytes | None, str | None, tuple[bytes, ...]]:
+    local = _pem_values(env, "REGISTRY_SIGNING_KEY")
+    uri = (env.get("REGISTRY_SIGNING_KEY_ID") or "").strip() or None
+    previous = _pem_values(env, "REGISTRY_SIGNING_PREVIOUS_PUBLIC_KEYS")
+    if len(local) > 1:
+        raise SettingsError("REGISTRY_SIGNING_KEY holds one private key (PEM, base64-encoded)")
+    if local and uri:
+        raise SettingsError(
+            "set REGISTRY_SIGNING_KEY (a local key) or REGISTRY_SIGNING_KEY_ID (Key Vault), not both"
+        )
+    if running_in_azure and local:
+        raise SettingsError(
+            "REGISTRY_SIGNING_KEY (a private key in an app setting) is for local development: in Azure the "
+            "app signs with a Key Vault key (REGISTRY_SIGNING_KEY_ID) that never leaves the vault"
+        )
+    if uri is not None:
+        parts = urlsplit(uri)
+        if parts.scheme != "https" or not parts.hostname or not parts.path.startswith("/keys/"):
+            raise SettingsError(
+                "REGISTRY_SIGNING_KEY_ID must be a Key Vault key URI, https://<vault>.vault.azure.net/keys/<name>/<version>"
+            )
+    return (local[0] if local else None), uri, previous
 
 
 def _rate_limits(env: Mapping[str, str]) -> tuple[tuple[int, float], ...]:
@@ -217,6 +266,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         )
     dev_mode, allow_insecure = _check_development_only(env, connection_string, running_in_azure)
     kind = job_queue_kind(env)
+    signing_key_pem, signing_key_uri, signing_previous = _signing(env, running_in_azure)
     sb_connection = env.get(SERVICE_BUS_CONNECTION) or None
     sb_namespace = env.get(f"{SERVICE_BUS_CONNECTION}__fullyQualifiedNamespace") or None
     if kind == "servicebus" and sb_connection is None and sb_namespace is None:
@@ -233,6 +283,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         files_table=env.get("REGISTRY_FILES_TABLE", "registrationfiles"),
         catalog_table=env.get("REGISTRY_CATALOG_TABLE", "catalog"),
         changes_table=env.get("REGISTRY_CHANGES_TABLE", "registrationchanges"),
+        manifests_table=env.get("REGISTRY_MANIFESTS_TABLE", "manifests"),
         job_queue_kind=kind,
         service_bus_connection_string=sb_connection,
         service_bus_namespace=sb_namespace,
@@ -255,6 +306,9 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         copy_lease_seconds=_number(env, "REGISTRY_COPY_LEASE_SECONDS", 30, 3),
         stale_after_seconds=_number(env, "REGISTRY_STALE_AFTER_SECONDS", 900, 1),
         quotas=_quotas(env),
+        signing_key_pem=signing_key_pem,
+        signing_key_uri=signing_key_uri,
+        signing_previous_public_keys=signing_previous,
     )
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from registry.bootstrap import build
 from registry.domain.model import Registration
+from registry.ports import JobQueue, RegistrationStore
 from registry.sealing import Sealer
 from registry.services.dependencies import Dependencies
 from registry.services.limits import Admission
@@ -130,8 +131,8 @@ def deepdev_example_body() -> dict[str, Any]:
 def make_deps(
     settings: Settings | None = None,
     *,
-    store: FakeRegistrationStore | None = None,
-    queue: FakeJobQueue | None = None,
+    store: RegistrationStore | None = None,
+    queue: JobQueue | None = None,
     blobs: FakeBlobCopier | None = None,
     now: FakeClock | None = None,
     sealer: Sealer | None = None,

@@ -24,7 +24,9 @@ def _indexed() -> dict[str, dict[str, Any]]:
         document = json.loads(function.get_function_json())
         triggers = [b for b in document["bindings"] if b["type"].endswith("Trigger")]
         assert len(triggers) == 1, f"{function.get_function_name()} must have exactly one trigger"
-        functions[function.get_function_name()] = {"script": document["scriptFile"], **triggers[0]}
+        name = function.get_function_name()
+        assert name is not None
+        functions[name] = {"script": document["scriptFile"], **triggers[0]}
     return functions
 
 
@@ -46,6 +48,8 @@ def test_the_app_declares_exactly_the_registry_functions_with_their_triggers() -
         "get_model": ("httpTrigger", "v1.0/model/{name}/{version}/{owner}", ("GET",)),
         "get_model_index": ("httpTrigger", "v1.0/model/{name}/{version}/{owner}/index", ("GET",)),
         "get_model_file": ("httpTrigger", "v1.0/model/{name}/{version}/{owner}/files/{*path}", ("GET",)),
+        "get_manifest": ("httpTrigger", "v1.0/model/{name}/{version}/{owner}/manifest", ("GET",)),
+        "list_manifests": ("httpTrigger", "v1.0/model/{name}/{version}/{owner}/manifests", ("GET",)),
         "update_model": ("httpTrigger", "v1.0/model/{name}/{version}", ("PATCH",)),
         "delete_model": ("httpTrigger", "v1.0/model/{name}/{version}", ("DELETE",)),
         "clone_model": ("httpTrigger", "v1.0/model/clone/{name}/{version}", ("PUT",)),
@@ -69,7 +73,9 @@ def test_http_functions_leave_authentication_to_easy_auth_and_queues_use_the_hos
 def test_every_function_takes_its_trigger_binding_by_name() -> None:
     for function in FUNCTIONS:
         parameters = inspect.signature(function.get_user_function()).parameters
-        assert list(parameters) == [function.get_trigger().name], function.get_function_name()
+        trigger = function.get_trigger()
+        assert trigger is not None, function.get_function_name()
+        assert list(parameters) == [trigger.name], function.get_function_name()
 
 
 def test_the_service_bus_setting_swaps_the_storage_queue_worker_for_a_service_bus_one() -> None:

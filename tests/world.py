@@ -117,10 +117,10 @@ class World:
         return process_job(job, self.deps, policy=self.policy)
 
     def run_queue(self, limit: int = 50) -> list[Outcome]:
-        """Process every job sent (and every continuation), as the queue trigger would."""
-        outcomes = []
+        """Process every job due (and every continuation), as the queue trigger would."""
+        outcomes: list[Outcome] = []
         for _ in range(limit):
-            jobs = self.queue.take()
+            jobs = self.queue.take_due()  # a delayed job (a replaced file's removal) waits
             if not jobs:
                 return outcomes
             outcomes += [self.process(job) for job in jobs]

@@ -1,4 +1,5 @@
-// Key Vault for the registry's sealing key (REGISTRY_SEALING_KEY). RBAC authorization, soft delete
+// Key Vault for the registry's sealing key (REGISTRY_SEALING_KEY) and its manifest signing key
+// (REGISTRY_SIGNING_KEY_ID). RBAC authorization, soft delete
 // and purge protection: losing the key would make every sealed value unreadable.
 //
 // The app reads the key through Key Vault references pinned to a secret version, never the
@@ -22,6 +23,9 @@ param sealingKeyVersion string = ''
 @description('A secret version the app still opens sealed data with during a rotation; empty when none.')
 param previousSealingKeyVersion string = ''
 
+@description('Name of the EC P-256 key the app signs model manifests with (through the vault: it never leaves it).')
+param signingKeyName string = 'manifest-signing'
+
 @description('Principal id of the app\'s user-assigned identity.')
 param principalId string
 
@@ -38,6 +42,10 @@ param privateNetworking bool = false
 // writes). The app platform resolves the @Microsoft.KeyVault(...) app settings with it. The vault
 // holds only the sealing key, so vault scope grants no more than the secret itself.
 var secretsUserRole = '4633458b-17de-408a-b874-0445c86b69e6'
+// Key Vault Crypto User, on the signing key only: the app reads the key's public part (published
+// at /signing-keys) and asks the vault to sign; no built-in role is narrower. Its encrypt, decrypt,
+// wrap and unwrap rights do not apply to an EC key whose keyOps are sign and verify.
+var cryptoUserRole = '12338af0-0e69-4776-bea7-57ae8d297424'
 
 resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
   name: name
@@ -72,6 +80,39 @@ module secret 'sealing-secret.bicep' = if (!empty(sealingKey)) {
     vaultName: vault.name
     secretName: sealingKeySecretName
     value: sealingKey
+  }
+}
+
+// The manifest signing key. Created by the first deployment; later deployments with the same
+// creation parameters leave it (and its versions) as it is: ARM creates only the first version of a
+// key, so a new version (a rotation) is made with `az keyvault key rotate`, see the README. No
+// expiry: the creation parameters must stay the same on every deployment, and signing must not stop
+// on a date; rotating replaces it.
+resource signingKey 'Microsoft.KeyVault/vaults/keys@2023-07-01' = {
+  parent: vault
+  name: signingKeyName
+  tags: tags
+  properties: {
+    kty: 'EC'
+    curveName: 'P-256'
+    keyOps: [
+      'sign'
+      'verify'
+    ]
+    attributes: {
+      enabled: true
+      exportable: false
+    }
+  }
+}
+
+resource signingKeyUser 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(signingKey.id, principalId, cryptoUserRole)
+  scope: signingKey
+  properties: {
+    principalId: principalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', cryptoUserRole)
   }
 }
 
@@ -113,6 +154,9 @@ resource doNotDelete 'Microsoft.Authorization/locks@2020-05-01' = if (protectFro
 var secretBaseUri = '${vault.properties.vaultUri}secrets/${sealingKeySecretName}'
 
 output name string = vault.name
+// The key's current version: REGISTRY_SIGNING_KEY_ID. A rotated key's new version becomes current
+// at the next deployment; list the old version's public key in REGISTRY_SIGNING_PREVIOUS_PUBLIC_KEYS.
+output signingKeyUri string = signingKey.properties.keyUriWithVersion
 output id string = vault.id
 // Pinned: the new version when one was written, else the version the deployment was given.
 output currentSealingKeyUri string = empty(sealingKey) ? '${secretBaseUri}/${sealingKeyVersion}' : secret.outputs.secretUriWithVersion

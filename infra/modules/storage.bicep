@@ -49,12 +49,13 @@ param modelsContainerName string = 'models'
 @description('Container that Flex Consumption reads the deployment package from.')
 param deploymentContainerName string = 'deploymentpackage'
 
-@description('Tables the registry uses (registrations, per-file progress, catalog, changes).')
+@description('Tables the registry uses (registrations, per-file progress, catalog, changes, manifests).')
 param tableNames array = [
   'registrations'
   'registrationfiles'
   'catalog'
   'registrationchanges'
+  'manifests'
 ]
 
 @description('Storage queues: the job queue the code names, and the poison queue the host moves failed messages to.')

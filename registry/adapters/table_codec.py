@@ -23,7 +23,7 @@ from typing import Any
 
 from registry.domain.errors import RecordTooLarge
 from registry.domain.listing import ModelFilter, ModelSummary, sort_key
-from registry.domain.model import EPOCH, FileProgress, Registration
+from registry.domain.model import EPOCH, FileProgress, Manifest, ManifestFile, Registration
 from registry.domain.vocabulary import DataType, FileState, State
 
 PUBLIC = "public"
@@ -333,6 +333,7 @@ def file_entity(partition: str, f: FileProgress) -> dict[str, Any]:
         "served_generation": f.served_generation,
         "served_size": f.served_size,
         "served_sha256": f.served_sha256,
+        "retired_at": f.retired_at or EPOCH,
     }
 
 
@@ -356,6 +357,7 @@ def file_progress(entity: Any) -> FileProgress:
         served_generation=int(entity.get("served_generation", -1)),
         served_size=int(entity.get("served_size", -1)),
         served_sha256=entity.get("served_sha256", ""),
+        retired_at=None if entity.get("retired_at", EPOCH) == EPOCH else entity["retired_at"],
         etag=entity.metadata["etag"] if hasattr(entity, "metadata") else None,
     )
 
@@ -372,3 +374,39 @@ def change_entity(r: Registration, change: dict[str, Any]) -> dict[str, Any]:
 def change(entity: Any) -> dict[str, Any]:
     value: dict[str, Any] = _get_json(entity, "change", {})
     return value
+
+
+def manifests_partition(registration: Registration) -> str:
+    return f"{registration.key}:{registration.registration_id}"
+
+
+def manifest_entity(registration: Registration, manifest: Manifest) -> dict[str, Any]:
+    entity: dict[str, Any] = {
+        "PartitionKey": manifests_partition(registration),
+        "RowKey": f"{manifest.revision:09d}",
+        "digest": manifest.digest,
+        "key_id": manifest.key_id,
+        "by": manifest.by,
+        "finished_at": manifest.finished_at,
+    }
+    _put_json(entity, "body", manifest.body())
+    _put_json(entity, "signature_z", manifest.signature)
+    return entity
+
+
+def manifest(entity: Any) -> Manifest:
+    body = _get_json(entity, "body", {})
+    return Manifest(
+        name=body["name"],
+        version=body["version"],
+        owner=body["owner"],
+        revision=int(body["revision"]),
+        files=tuple(ManifestFile(f["path"], int(f["size"]), f["sha256"]) for f in body["files"]),
+        parent=body.get("parent"),
+        created_at=datetime.fromisoformat(body["created_at"]),
+        finished_at=datetime.fromisoformat(body["finished_at"]),
+        by=entity.get("by", ""),
+        digest=entity.get("digest", ""),
+        key_id=entity.get("key_id", ""),
+        signature=_get_json(entity, "signature_z", None),
+    )

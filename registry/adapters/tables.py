@@ -7,6 +7,7 @@ row never disagrees with its record, and a publish never leaves half a model lis
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -17,31 +18,35 @@ from registry.adapters import table_codec as codec
 from registry.adapters.errors import ignore_exists, storage_errors
 from registry.domain.errors import AlreadyExists, ConcurrentUpdate, NotFound
 from registry.domain.listing import ModelFilter, ModelSummary
-from registry.domain.model import FileProgress, Registration
+from registry.domain.model import FileProgress, Manifest, Registration
 from registry.domain.vocabulary import State
 
 _BATCH = 100  # entity group transactions take at most 100 operations
+
+
+@dataclass(frozen=True)
+class TableNames:
+    registrations: str
+    files: str
+    catalog: str
+    changes: str
+    manifests: str
+
+
 _IF_MATCH = MatchConditions.IfNotModified
 Operation = tuple[Any, ...]
 
 
 class TableRegistrationStore:
-    def __init__(
-        self, registrations: TableClient, files: TableClient, catalog: TableClient, changes: TableClient
-    ) -> None:
-        self._registrations = registrations
-        self._files = files
-        self._catalog = catalog
-        self._changes = changes
-
-    @classmethod
-    def create(
-        cls, service: TableServiceClient, registrations: str, files: str, catalog: str, changes: str
-    ) -> TableRegistrationStore:
-        return cls(*(service.get_table_client(name) for name in (registrations, files, catalog, changes)))
+    def __init__(self, tables: TableNames, service: TableServiceClient) -> None:
+        self._registrations = service.get_table_client(tables.registrations)
+        self._files = service.get_table_client(tables.files)
+        self._catalog = service.get_table_client(tables.catalog)
+        self._changes = service.get_table_client(tables.changes)
+        self._manifests = service.get_table_client(tables.manifests)
 
     def ensure_tables(self) -> None:
-        for table in (self._registrations, self._files, self._catalog, self._changes):
+        for table in (self._registrations, self._files, self._catalog, self._changes, self._manifests):
             with storage_errors():
                 ignore_exists(table.create_table)
 
@@ -252,14 +257,18 @@ class TableRegistrationStore:
         except NotFound:
             return None
 
-    def own_models(self, owner: str, after: str, filters: ModelFilter) -> Iterator[ModelSummary]:
+    def own_models(
+        self, owner: str, after: str, filters: ModelFilter, *, page_size: int = 200
+    ) -> Iterator[ModelSummary]:
         clauses, parameters = codec.filter_clauses(filters)
         low, high = codec.key_range(filters, after)
         clauses = ["PartitionKey eq @owner", "RowKey gt @low", "RowKey lt @high", "state ne @gone", *clauses]
         parameters |= {"owner": owner, "low": low, "high": high, "gone": State.DELETING.value}
-        yield from self._summaries(self._registrations, clauses, parameters)
+        yield from self._summaries(self._registrations, clauses, parameters, page_size)
 
-    def public_models(self, after: str, filters: ModelFilter, exclude_owner: str) -> Iterator[ModelSummary]:
+    def public_models(
+        self, after: str, filters: ModelFilter, exclude_owner: str, *, page_size: int = 200
+    ) -> Iterator[ModelSummary]:
         clauses, parameters = codec.filter_clauses(filters)
         low, high = codec.key_range(filters, after)
         clauses = [
@@ -273,17 +282,17 @@ class TableRegistrationStore:
         if filters.owner is not None:
             clauses.append("owner eq @owner")
             parameters["owner"] = filters.owner
-        yield from self._summaries(self._catalog, clauses, parameters)
+        yield from self._summaries(self._catalog, clauses, parameters, page_size)
 
     def _summaries(
-        self, table: TableClient, clauses: list[str], parameters: dict[str, Any]
+        self, table: TableClient, clauses: list[str], parameters: dict[str, Any], page_size: int
     ) -> Iterator[ModelSummary]:
         with storage_errors():
             entities = table.query_entities(
                 " and ".join(clauses),
                 parameters=parameters,
                 select=codec.SUMMARY_COLUMNS,
-                results_per_page=200,
+                results_per_page=min(max(page_size, 1), 1000),
             )
             for entity in entities:
                 yield codec.summary(entity)
@@ -300,6 +309,25 @@ class TableRegistrationStore:
                 "PartitionKey eq @pk", parameters={"pk": registration.key}
             )
             return [codec.change(e) for e in entities]
+
+    # -- manifests --
+
+    def add_manifest(self, registration: Registration, manifest: Manifest) -> None:
+        entity = codec.manifest_entity(registration, manifest)
+        codec.check_fits(entity, f"revision {manifest.revision} of the manifest of {registration.name}")
+        with storage_errors():
+            self._manifests.create_entity(entity)
+
+    def manifests(self, registration: Registration) -> list[Manifest]:
+        partition = codec.manifests_partition(registration)
+        with storage_errors():
+            entities = list(
+                self._manifests.query_entities("PartitionKey eq @pk", parameters={"pk": partition})
+            )
+        return sorted((codec.manifest(e) for e in entities), key=lambda m: m.revision, reverse=True)
+
+    def forget_manifests(self, registration: Registration) -> None:
+        self._delete_partition(self._manifests, codec.manifests_partition(registration))
 
 
 def _checked(registration: Registration) -> dict[str, Any]:

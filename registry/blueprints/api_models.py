@@ -171,3 +171,48 @@ class ModelResponse(BaseModel):
     created_at: str
     updated_at: str
     last_change: dict[str, Any] | SkipJsonSchema[None] = Optional()
+
+
+class ManifestQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    revision: Annotated[int, Field(ge=1)] | None = Field(
+        default=None, description="a revision (default: the latest)"
+    )
+
+
+class ManifestFileView(BaseModel):
+    path: str
+    size: int
+    sha256: str
+
+
+class ManifestResponse(BaseModel):
+    """A revision of a model version's files, as the registry verified them, with its signature."""
+
+    name: str
+    version: str
+    owner: str
+    revision: int
+    files: list[ManifestFileView]
+    parent: ModelRef | SkipJsonSchema[None] = Optional()
+    created_at: str
+    finished_at: str
+    digest: str = Field(
+        description="sha256:<hex> of this document without digest, key_id and signature (RFC 8785)"
+    )
+    key_id: str = Field(description="the signing key (see /signing-keys)")
+    signature: dict[str, Any] | SkipJsonSchema[None] = Optional(
+        description="an OpenSSF model-signing bundle (Sigstore bundle, DSSE-signed in-toto statement)"
+    )
+
+
+class ManifestEntry(BaseModel):
+    revision: int
+    digest: str
+    finished_at: str
+    by: str
+
+
+class ManifestList(BaseModel):
+    manifests: list[ManifestEntry] = Field(description="newest first")

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import base64
-from datetime import timedelta
 from urllib.parse import urlencode
 
 import azure.functions as func
 
 from registry.blueprints import openapi, registration_api, views
-from registry.blueprints.api_models import ListQuery, MessageResponse, ModelListItem, ModelPage, ModelResponse
+from registry.blueprints.api_models import (
+    ListQuery,
+    ManifestList,
+    ManifestQuery,
+    ManifestResponse,
+    MessageResponse,
+    ModelListItem,
+    ModelPage,
+    ModelResponse,
+)
 from registry.blueprints.http import (
     Answer,
     Api,
@@ -18,6 +26,7 @@ from registry.blueprints.http import (
     Route,
     absolute_url,
     json_body,
+    not_found,
     query,
     route_values,
 )
@@ -25,13 +34,13 @@ from registry.blueprints.registration_api import ACCEPTED, accepted
 from registry.domain.listing import ModelFilter
 from registry.domain.model import Registration
 from registry.identity import Principal
+from registry.services import manifests
 from registry.services import models as service
 from registry.services.dependencies import Dependencies
 from registry.validation import CloneRequest, UpdateRequest
 
 api = Api()
 bp = api.blueprint
-DOWNLOAD_TTL = timedelta(minutes=10)
 _LIST_ANSWER = {
     "oneOf": [
         {"type": "array", "items": {"$ref": "#/components/schemas/ModelListItem"}},
@@ -117,6 +126,38 @@ def get_model_index(req: func.HttpRequest, deps: Dependencies, caller: Principal
 
 @api.route(
     "GET",
+    "v1.0/model/{name}/{version}/{owner}/manifest",
+    Endpoint(
+        summary="A revision of the model's files (the latest by default), verified and signed",
+        answers={200: Answer("The manifest, with its signature", ManifestResponse)},
+        errors=(400, 404, 503),
+        query=ManifestQuery,
+    ),
+)
+def get_manifest(req: func.HttpRequest, deps: Dependencies, caller: Principal) -> Reply:
+    params: ManifestQuery = query(req, ManifestQuery)
+    found = manifests.revision(deps, _visible(req, deps, caller), params.revision)
+    if found is None:
+        return not_found("that manifest revision")
+    return Reply(200, views.manifest(found))
+
+
+@api.route(
+    "GET",
+    "v1.0/model/{name}/{version}/{owner}/manifests",
+    Endpoint(
+        summary="Every manifest revision of the model: revision, digest, when, by whom",
+        answers={200: Answer("The revisions, newest first", ManifestList)},
+        errors=(400, 404, 503),
+    ),
+)
+def list_manifests(req: func.HttpRequest, deps: Dependencies, caller: Principal) -> Reply:
+    registration = _visible(req, deps, caller)
+    return Reply(200, views.manifest_list(manifests.revisions(deps, registration)))
+
+
+@api.route(
+    "GET",
     "v1.0/model/{name}/{version}/{owner}/files/{*path}",
     Endpoint(
         summary="Redirect to a short-lived read-only URL of a registered file",
@@ -131,7 +172,7 @@ def get_model_index(req: func.HttpRequest, deps: Dependencies, caller: Principal
 )
 def get_model_file(req: func.HttpRequest, deps: Dependencies, caller: Principal) -> Reply:
     registration = _visible(req, deps, caller)
-    link = service.file_url(deps, registration, req.route_params.get("path", ""), DOWNLOAD_TTL)
+    link = service.file_url(deps, registration, req.route_params.get("path", ""), service.DOWNLOAD_TTL)
     # The SAS is the caller's to use: it goes in Location only, never in a log or a body.
     headers = {"Location": link.url, "Cache-Control": "no-store"}
     if link.sha256:  # RFC 9530: the digest of the representation the redirect leads to

@@ -7,13 +7,17 @@ from datetime import datetime
 from registry.blueprints.api_models import (
     FileStatus,
     FileView,
+    ManifestEntry,
+    ManifestFileView,
+    ManifestList,
+    ManifestResponse,
     ModelListItem,
     ModelRef,
     ModelResponse,
     StatusResponse,
 )
 from registry.domain.listing import ModelSummary
-from registry.domain.model import FileProgress, Registration
+from registry.domain.model import FileProgress, Manifest, Registration
 from registry.domain.vocabulary import FileState, ModelType
 
 PHASES = {
@@ -110,4 +114,31 @@ def model(registration: Registration, files: list[FileProgress]) -> ModelRespons
         created_at=registration.created_at.isoformat(),
         updated_at=registration.updated_at.isoformat(),
         last_change=registration.last_change,
+    )
+
+
+def manifest(m: Manifest) -> ManifestResponse:
+    return ManifestResponse(
+        name=m.name,
+        version=m.version,
+        owner=m.owner,
+        revision=m.revision,
+        files=[ManifestFileView(path=f.path, size=f.size, sha256=f.sha256) for f in m.files],
+        parent=_parent(m.parent),
+        created_at=m.created_at.isoformat(),
+        finished_at=m.finished_at.isoformat(),
+        digest=m.digest,
+        key_id=m.key_id,
+        signature=m.signature,
+    )
+
+
+def manifest_list(manifests: list[Manifest]) -> ManifestList:
+    return ManifestList(
+        manifests=[
+            ManifestEntry(
+                revision=m.revision, digest=m.digest, finished_at=m.finished_at.isoformat(), by=m.by
+            )
+            for m in manifests
+        ]
     )

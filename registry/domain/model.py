@@ -335,6 +335,9 @@ class FileProgress:
     served_generation: int = -1  # the blob readers get (-1: none yet)
     served_size: int = -1
     served_sha256: str = ""
+    # When the generation served before was replaced: its blob is removed once the read links
+    # handed out for it (valid for minutes) have expired.
+    retired_at: datetime | None = None
     etag: str | None = field(default=None, compare=False)
 
     @property
@@ -355,8 +358,10 @@ class FileProgress:
         self.bytes_copied = self.size or 0
         self.bytes_hashed, self.hash_state = 0, ""
 
-    def verified(self, sha256: str, blob_etag: str) -> None:
+    def verified(self, sha256: str, blob_etag: str, now: datetime) -> None:
         """Hashed (and checked against what the owner expected): this generation is served."""
+        if self.served:
+            self.retired_at = now
         self.state, self.blob_etag, self.hash_state = FileState.FINISHED, blob_etag, ""
         self.bytes_hashed = self.size or 0
         self.served_generation, self.served_size, self.served_sha256 = self.generation, self.size or 0, sha256
@@ -372,3 +377,47 @@ class SourceInfo:
     size: int
     etag: str
     content_md5: str = ""
+
+
+@dataclass(frozen=True)
+class ManifestFile:
+    path: str
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """One revision of a model version's files, as the registry verified them, signed.
+
+    A new revision is made each time the files change (the first copy, then each replacement):
+    earlier revisions stay, so a consumer who pinned one can always tell the version changed.
+    """
+
+    name: str
+    version: str
+    owner: str
+    revision: int
+    files: tuple[ManifestFile, ...]
+    parent: dict[str, str] | None
+    created_at: datetime
+    finished_at: datetime
+    by: str  # who made the change that led to it
+    digest: str = ""  # "sha256:<hex>" of the canonical body (RFC 8785)
+    key_id: str = ""
+    signature: dict[str, Any] | None = None  # the OpenSSF model-signing bundle
+
+    def body(self) -> dict[str, Any]:
+        """What the digest covers: everything but the digest and the signature."""
+        body: dict[str, Any] = {
+            "name": self.name,
+            "version": self.version,
+            "owner": self.owner,
+            "revision": self.revision,
+            "files": [{"path": f.path, "size": f.size, "sha256": f.sha256} for f in self.files],
+            "created_at": self.created_at.isoformat(),
+            "finished_at": self.finished_at.isoformat(),
+        }
+        if self.parent:
+            body["parent"] = dict(self.parent)
+        return body

@@ -39,8 +39,9 @@ from registry.domain.errors import (
 from registry.domain.jobs import CopyJob
 from registry.domain.model import FileProgress, Registration, SourceInfo
 from registry.domain.vocabulary import FileState
-from registry.services import lifecycle
+from registry.services import lifecycle, manifests
 from registry.services.dependencies import Dependencies
+from registry.services.models import DOWNLOAD_TTL
 from registry.services.registration import Unavailable, job_for, seal, unseal
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,7 @@ class Outcome(StrEnum):
     FINISHED = "finished"
     FAILED = "failed"
     LOST = "lost"  # another worker took over mid-slice, or the model was deleted
+    RETIRED = "retired"  # replaced files whose read links expired were removed
 
 
 @dataclass(frozen=True)
@@ -213,6 +215,7 @@ class Slice:
     deadline: float = 0.0
     next_checkpoint: float = 0.0
     progressed: bool = False
+    retiring: bool = False  # a served generation was replaced: remove it once its links expired
     todo: deque[FileProgress] = field(default_factory=deque)
     active: list[_FileCopy] = field(default_factory=list)
     futures: dict[Future[None], tuple[_FileCopy, int]] = field(default_factory=dict)
@@ -412,11 +415,13 @@ class Slice:
         except ConcurrentUpdate:
             raise _Failed(progress, "the registry's copy changed while it was hashed") from None
         old = progress.served_generation
-        progress.verified(digest, etag)
+        progress.verified(digest, etag, self.deps.now())
         self._save(progress)
         self.progressed = True
-        for generation in range(max(old, 0), progress.generation):  # the ones it replaces
+        for generation in range(old + 1, progress.generation):  # attempts that were never served
             self.deps.files.delete(self.registration.blob_path(progress.target, generation))
+        if progress.retired_at is not None:
+            self.retiring = True
         return True
 
     def _stream_digest(self, progress: FileProgress, path: str) -> str | None:
@@ -503,6 +508,8 @@ def process_job(
     registration = deps.store.get(job.owner, job.name, job.version)
     if registration is None or registration.registration_id != job.registration_id or registration.gone:
         return Outcome.IGNORED
+    if job.purpose == "retire":
+        return retire(deps, registration)
     policy = policy or CopyPolicy.of(deps)
     try:
         lease = _take_lease(deps, registration, policy)
@@ -571,7 +578,7 @@ def _work(deps: Dependencies, registration: Registration, lease: str, policy: Co
         # poison queue) see the failure, rather than a lease held by nobody.
         _release(deps, registration, lease, error=f"unexpected error ({type(error).__name__})")
         raise
-    return _finish(deps, registration, lease)
+    return _finish(deps, registration, lease, work)
 
 
 def _file_rows(deps: Dependencies, registration: Registration, lease: str) -> list[FileProgress]:
@@ -601,6 +608,8 @@ def _file_rows(deps: Dependencies, registration: Registration, lease: str) -> li
 
 def _continue(deps: Dependencies, registration: Registration, lease: str, work: Slice) -> Outcome:
     work.checkpoint()
+    if work.retiring:
+        retire_later(deps, registration)
     registration.slices += 1  # a fresh message id for each continuation, whatever came before
     if not _release(deps, registration, lease):
         return Outcome.LOST
@@ -609,13 +618,18 @@ def _continue(deps: Dependencies, registration: Registration, lease: str, work: 
     return Outcome.CONTINUED
 
 
-def _finish(deps: Dependencies, registration: Registration, lease: str) -> Outcome:
+def _finish(deps: Dependencies, registration: Registration, lease: str, work: Slice) -> Outcome:
     # The sources' SAS tokens are no longer needed: drop them, keep the other write-only values.
     secrets = unseal(deps, registration)
     secrets["model_files"] = {}
     seal(deps, registration, secrets)
     total = len(registration.file_names)
-    ended = lifecycle.finish(deps, registration, f"Registered {total} file{'s' * (total != 1)}", lease=lease)
+    manifest = manifests.record_revision(deps, registration)
+    if work.retiring:
+        retire_later(deps, registration)
+    registration.revision = manifest.revision
+    message = f"Registered {total} file{'s' * (total != 1)} (revision {manifest.revision})"
+    ended = lifecycle.finish(deps, registration, message, lease=lease)
     if ended is None:
         _after_lost_lease(deps, registration)
         return Outcome.LOST
@@ -660,6 +674,41 @@ def _release(deps: Dependencies, registration: Registration, lease: str, *, erro
     except (ConcurrentUpdate, StorageUnavailable):
         return False
     return True
+
+
+# Read links of the registry's blobs are valid this long (services/models.py): a replaced file's
+# blob stays until the links handed out for it have expired.
+RETIRE_AFTER = DOWNLOAD_TTL + timedelta(minutes=1)
+
+
+def retire_later(deps: Dependencies, registration: Registration) -> None:
+    job = job_for(registration, "retire", int(deps.now().timestamp()))
+    try:
+        deps.queue.send(job, delay_seconds=RETIRE_AFTER.total_seconds())
+    except StorageUnavailable:  # the blob outstays its welcome: it is removed with the model
+        log.warning("could not schedule the removal of replaced files of %s", registration.key)
+
+
+def retire(deps: Dependencies, registration: Registration) -> Outcome:
+    """Remove the blobs of replaced generations whose read links have expired (no lease needed:
+    no worker writes to a generation that is no longer served)."""
+    now, pending = deps.now(), False
+    for progress in deps.store.files(registration):
+        if progress.retired_at is None:
+            continue
+        if progress.retired_at + RETIRE_AFTER > now:
+            pending = True
+            continue
+        for generation in range(progress.served_generation):
+            deps.files.delete(registration.blob_path(progress.target, generation))
+        progress.retired_at = None
+        try:
+            deps.store.replace_file(registration, progress)
+        except ConcurrentUpdate:
+            pending = True  # it changed meanwhile: look again later
+    if pending:
+        retire_later(deps, registration)
+    return Outcome.RETIRED
 
 
 def fail_poisoned(message: str | bytes, deps: Dependencies) -> bool:

@@ -44,6 +44,7 @@ def finish_deletion(deps: Dependencies, registration: Registration) -> None:
     """Remove what a tombstone's registration stored, then the tombstone. Safe to repeat."""
     deps.store.unpublish(registration)
     deps.store.forget_files(registration)
+    deps.store.forget_manifests(registration)
     removed = deps.files.delete_prefix(registration.blob_prefix)
     for _ in range(_ATTEMPTS):
         try:

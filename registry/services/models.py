@@ -60,6 +60,7 @@ from registry.validation import (
 log = logging.getLogger(__name__)
 
 DEFAULT_PAGE = 100
+DOWNLOAD_TTL = timedelta(minutes=10)  # how long a read link of a registered file is valid
 MAX_PAGE = 1000
 MAX_INDEX_BYTES = 1024 * 1024
 
@@ -134,9 +135,11 @@ def list_models(
     own_after, public_after = _decode_token(deps, caller, continuation, filters) if continuation else ("", "")
     streams: list[Iterator[ModelSummary]] = []
     if filters.owner in (None, caller.id):
-        streams.append(deps.store.own_models(caller.id, own_after, filters))
+        streams.append(deps.store.own_models(caller.id, own_after, filters, page_size=limit + 1))
     if filters.owner != caller.id:
-        streams.append(deps.store.public_models(public_after, filters, exclude_owner=caller.id))
+        streams.append(
+            deps.store.public_models(public_after, filters, exclude_owner=caller.id, page_size=limit + 1)
+        )
     merged = heapq.merge(*streams, key=lambda summary: summary.sort_key)
     models: list[ModelSummary] = []
     more = False

@@ -153,7 +153,7 @@ def _listen(
     storage: FakeStorage, handler: Callable[[Any], None], options: QueueOptions = OPTIONS, lease: int = 30
 ) -> QueueListener:
     function = FunctionDef.create("handler", handler, "msg", ".")
-    listener = QueueListener(function, "work", storage.client, options, Invoker(), lease)  # type: ignore[arg-type]
+    listener = QueueListener(function, "work", storage.client, options, Invoker(), lease)  # type: ignore[arg-type]  # fake QueueClients, on purpose
     listener.start()
     return listener
 

@@ -1,4 +1,8 @@
-"""The local Functions host as a subprocess, serving function_app.py on its own emulator."""
+"""The local Functions host as a subprocess, serving function_app.py on its own emulator.
+
+Every answer a test gets through `LocalHost.client()` is checked against the app's own OpenAPI
+document (tests/e2e/openapi_conformance.py): a mismatch fails the request that got it, and the
+test at teardown if the test swallowed that failure."""
 
 from __future__ import annotations
 
@@ -9,9 +13,10 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -19,6 +24,7 @@ from azure.storage.blob import ContainerClient
 
 from devhost.azurite import Azurite
 from tests.conftest import unique
+from tests.e2e.openapi_conformance import ConformanceHook
 
 REPO = Path(__file__).resolve().parents[2]
 STARTED = "Host started: "
@@ -32,6 +38,7 @@ class LocalHost:
     process: subprocess.Popen[str] | None = None
     url: str = ""
     log: list[str] = field(default_factory=list)
+    conformance: ConformanceHook | None = None
 
     def start(self, timeout: float = 60) -> None:
         self.process = subprocess.Popen(
@@ -62,6 +69,7 @@ class LocalHost:
                 continue
             if line.startswith(STARTED):
                 self.url = line[len(STARTED) :].strip()
+                self.conformance = ConformanceHook(self.url)
                 return
         self.kill()
         raise RuntimeError("the local host did not start:\n" + "".join(self.log))
@@ -94,7 +102,32 @@ class LocalHost:
             if principal
             else {}
         )
-        return httpx.Client(base_url=self.url, headers=headers, timeout=30)
+        hooks: list[Callable[..., Any]] = [self.conformance] if self.conformance is not None else []
+        return httpx.Client(base_url=self.url, headers=headers, timeout=30, event_hooks={"response": hooks})
+
+
+_CALL_REPORT = pytest.StashKey[pytest.TestReport]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    if report.when == "call":
+        item.stash[_CALL_REPORT] = report
+    return report
+
+
+@pytest.fixture(autouse=True)
+def answers_conform_to_openapi(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fails a test that passed although an answer it got broke the OpenAPI document."""
+    before = len(ConformanceHook.mismatches)
+    yield
+    mismatches = ConformanceHook.mismatches[before:]
+    report = request.node.stash.get(_CALL_REPORT, None)
+    if mismatches and (report is None or report.passed):
+        pytest.fail("\n".join(mismatches))
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,7 @@ from tests.conftest import Sources
 from tests.e2e.conftest import LocalHost
 from tests.e2e.helpers import body as registration_body
 from tests.e2e.helpers import fetch, wait
+from tests.e2e.openapi_conformance import ConformanceHook
 
 pytestmark = pytest.mark.e2e
 MIB = 1024 * 1024
@@ -148,3 +149,18 @@ def test_a_host_killed_mid_copy_and_restarted_finishes_with_identical_bytes(
 
     assert final["state"] == "Finished", final
     assert stored == weights
+
+
+def test_every_answer_is_checked_against_the_openapi_document(local_host: LocalHost) -> None:
+    """The conformance hook of LocalHost.client() sees the host's answers, and fails a request whose
+    answer the document does not describe (here: a method no route has)."""
+    checked = ConformanceHook.checked
+    with local_host.client("alice") as alice:
+        assert alice.get("/api/v1.0/models").status_code == 200
+        with pytest.raises(AssertionError, match=r"POST /api/v1\.0/models .*no operation"):
+            alice.post("/api/v1.0/models", json={})
+
+    assert ConformanceHook.checked == checked + 2
+    assert ConformanceHook.mismatches.pop().startswith(
+        "POST /api/v1.0/models"
+    )  # expected: not this test's fault

@@ -83,8 +83,9 @@ class FakeBlobCopier:
     stage_errors: dict[str, SourceError] = field(default_factory=dict)
     # Raise SimulatedCrash on this (1-based) call of stage_block.
     crash_on_stage_call: int | None = None
-    # Called (outside the lock) before each stage_block, with the call's number (1-based).
-    before_stage: Callable[[int, StageCall], None] | None = None
+    # Called (outside the lock) before each stage_block, with the call's number (1-based); what
+    # it returns is ignored.
+    before_stage: Callable[[int, StageCall], object] | None = None
     # Called (outside the lock) after each successful commit, with the blob's path.
     after_commit: Callable[[str], None] | None = None
     read_url_calls: list[str] = field(default_factory=list)

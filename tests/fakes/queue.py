@@ -39,3 +39,9 @@ class FakeJobQueue:
         """Every copy job sent so far, emptying the queue."""
         jobs, self.sent = self.jobs, []
         return jobs
+
+    def take_due(self) -> list[CopyJob]:
+        """The copy jobs sent to be delivered now; those sent with a delay stay queued."""
+        due = [s.job for s in self.sent if isinstance(s.job, CopyJob) and not s.delay_seconds]
+        self.sent = [s for s in self.sent if s.delay_seconds]
+        return due

@@ -18,7 +18,7 @@ from typing import Any
 from registry.adapters import table_codec as codec
 from registry.domain.errors import AlreadyExists, ConcurrentUpdate, StorageUnavailable
 from registry.domain.listing import ModelFilter, ModelSummary
-from registry.domain.model import FileProgress, Registration
+from registry.domain.model import FileProgress, Manifest, Registration
 from registry.domain.vocabulary import State
 
 Row = dict[str, Any]
@@ -35,11 +35,12 @@ class FakeRegistrationStore:
         self._catalog: dict[str, Row] = {}  # RowKey -> listing row, in the "public" partition
         self._files: dict[str, dict[int, FileProgress]] = {}
         self._changes: dict[str, dict[str, dict[str, Any]]] = {}
+        self._manifests: dict[str, dict[int, Manifest]] = {}
         # Method names whose next calls raise StorageUnavailable (a test sets these).
         self.unavailable: set[str] = set()
         self.calls: list[str] = []
         # Run before a method's body (a test interleaves another actor here), then forgotten.
-        self.before: dict[str, Callable[[], None]] = {}
+        self.before: dict[str, Callable[[], object]] = {}
 
     def _new_etag(self) -> str:
         return f"W/\"datetime'{next(self._etags)}'\""
@@ -187,13 +188,17 @@ class FakeRegistrationStore:
         for row_key in [k for k in self._catalog if key in (k, codec.indexed_key(k))]:
             del self._catalog[row_key]
 
-    def own_models(self, owner: str, after: str, filters: ModelFilter) -> Iterator[ModelSummary]:
+    def own_models(
+        self, owner: str, after: str, filters: ModelFilter, *, page_size: int = 200
+    ) -> Iterator[ModelSummary]:
         with self._lock:
             self._enter("own_models")
             rows = sorted((k, r) for (p, k), r in self._own_rows.items() if p == owner)
         yield from _query(rows, after, filters, lambda row: row["state"] != State.DELETING.value)
 
-    def public_models(self, after: str, filters: ModelFilter, exclude_owner: str) -> Iterator[ModelSummary]:
+    def public_models(
+        self, after: str, filters: ModelFilter, exclude_owner: str, *, page_size: int = 200
+    ) -> Iterator[ModelSummary]:
         with self._lock:
             self._enter("public_models")
             rows = sorted(self._catalog.items())
@@ -217,6 +222,29 @@ class FakeRegistrationStore:
             self._enter("changes")
             rows = self._changes.get(registration.key, {})
             return [copy.deepcopy(rows[k]) for k in sorted(rows)]
+
+    # -- manifests --
+
+    def add_manifest(self, registration: Registration, manifest: Manifest) -> None:
+        with self._lock:
+            self._enter("add_manifest")
+            entity = codec.manifest_entity(registration, manifest)
+            codec.check_fits(entity, "a manifest")
+            revisions = self._manifests.setdefault(codec.manifests_partition(registration), {})
+            if manifest.revision in revisions:
+                raise AlreadyExists()
+            revisions[manifest.revision] = copy.deepcopy(manifest)
+
+    def manifests(self, registration: Registration) -> list[Manifest]:
+        with self._lock:
+            self._enter("manifests")
+            revisions = self._manifests.get(codec.manifests_partition(registration), {})
+            return [copy.deepcopy(revisions[r]) for r in sorted(revisions, reverse=True)]
+
+    def forget_manifests(self, registration: Registration) -> None:
+        with self._lock:
+            self._enter("forget_manifests")
+            self._manifests.pop(codec.manifests_partition(registration), None)
 
     # -- for tests: look and tamper without going through the port --
 

@@ -67,7 +67,8 @@ def report() -> dict[str, Any]:
     reports = output if isinstance(output, list) else [output]
     by_type = {r.get("check_type"): r for r in reports}
     assert set(by_type) == {"bicep"}, f"unexpected checkov reports: {sorted(map(str, by_type))}"
-    return by_type["bicep"]
+    report: dict[str, Any] = by_type["bicep"]
+    return report
 
 
 def test_checkov_reports_no_failed_checks(report: dict[str, Any]) -> None:

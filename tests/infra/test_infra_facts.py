@@ -19,6 +19,7 @@ ROLES = {
     "974c5e8b-45b9-4653-ba55-5f855dd0fb88": "Storage Queue Data Contributor",
     "090c5cfd-751d-490a-894a-3ce6f1109419": "Azure Service Bus Data Owner",
     "4633458b-17de-408a-b874-0445c86b69e6": "Key Vault Secrets User",
+    "12338af0-0e69-4776-bea7-57ae8d297424": "Key Vault Crypto User",
     "3913510d-42f4-4e42-8a64-420c390055eb": "Monitoring Metrics Publisher",
 }
 MODULES = [
@@ -63,7 +64,9 @@ def test_storage_holds_what_the_code_and_the_host_use() -> None:
     settings = app_settings()
     params = module_params("storage")
     assert params["modelsContainerName"] == settings["REGISTRY_MODELS_CONTAINER"]
-    tables = {settings[f"REGISTRY_{t}_TABLE"] for t in ("REGISTRATIONS", "FILES", "CATALOG", "CHANGES")}
+    tables = {
+        settings[f"REGISTRY_{t}_TABLE"] for t in ("REGISTRATIONS", "FILES", "CATALOG", "CHANGES", "MANIFESTS")
+    }
     assert set(params["tableNames"]) == tables
     assert params["queueNames"] == [JOBS_QUEUE, f"{JOBS_QUEUE}-poison"]
 
@@ -207,7 +210,7 @@ def test_the_app_reads_the_sealing_key_pinned_to_a_secret_version() -> None:
     assert "secretUriWithVersion" in json.dumps(written)
     # No output or setting hands the app the versionless URI any more.
     outputs = parse("modules/keyvault.bicep")["outputs"]
-    assert set(outputs) == {"name", "id", "currentSealingKeyUri", "previousSealingKeyUri"}
+    assert set(outputs) == {"name", "id", "currentSealingKeyUri", "previousSealingKeyUri", "signingKeyUri"}
 
 
 def test_the_previous_key_is_read_only_during_a_rotation() -> None:
@@ -402,3 +405,37 @@ def test_the_app_subnet_is_delegated_for_flex_and_endpoints_cover_storage_and_ke
         "table": "storageAccountId",
         "vault": "keyVaultId",
     }
+
+
+# --- manifest signing key -------------------------------------------------------------------------
+
+
+def test_the_signing_key_is_a_non_exportable_ec_p256_key_for_signing_only() -> None:
+    key = config(resources("modules/keyvault.bicep")["signingKey"])
+    assert key["parent"] == "vault"
+    properties = key["properties"]
+    assert properties["kty"] == "EC" and properties["curveName"] == "P-256"
+    assert properties["keyOps"] == ["sign", "verify"]
+    assert properties["attributes"] == {"enabled": True, "exportable": False}
+    # No expiry: ARM refuses a redeployment whose creation parameters differ from the key's.
+    assert "exp" not in properties["attributes"]
+
+
+def test_the_app_may_use_only_the_signing_key_and_signs_with_the_current_version() -> None:
+    assignment = config(resources("modules/keyvault.bicep")["signingKeyUser"])
+    assert assignment["scope"] == "signingKey", "Key Vault Crypto User on the key, not on the vault"
+    assert (
+        _role_guid(
+            "modules/keyvault.bicep",
+            assignment["properties"]["roleDefinitionId"]["function"]["parameters"]["resource_name_1"],
+        )
+        == "12338af0-0e69-4776-bea7-57ae8d297424"
+    )
+    output = evaluate(
+        parse("modules/keyvault.bicep")["outputs"]["signingKeyUri"]["value"], "modules/keyvault.bicep"
+    )
+    assert output == "<signingKey.properties.keyUriWithVersion>"
+    settings = app_settings()
+    assert settings["REGISTRY_SIGNING_KEY_ID"] == "<keyVault.outputs.signingKeyUri>"
+    assert settings["REGISTRY_SIGNING_PREVIOUS_PUBLIC_KEYS"] == ""  # the parameter's default
+    assert "REGISTRY_SIGNING_KEY" not in settings, "no private key in app settings in Azure"

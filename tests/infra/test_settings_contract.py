@@ -51,6 +51,8 @@ INJECTED_VALUES = {
 
 # Read by the code, deliberately absent in Azure, where the default is the safe production choice.
 SAFE_DEFAULTS = {
+    "REGISTRY_SIGNING_KEY": "a local signing key (a private key in an app setting), for development only; "
+    "refused in Azure, where the app signs with the Key Vault key of REGISTRY_SIGNING_KEY_ID",
     "AzureWebJobsStorage": "a storage connection string, for the local emulator; absent, the code and "
     "the host use the identity-based AzureWebJobsStorage__* settings (shared keys are off)",
     "ServiceBusConnection": "a Service Bus connection string, for the emulator; absent, the identity-based "
@@ -74,6 +76,10 @@ READ_BY_PLATFORM = {
 KEY_VAULT_REFERENCE = re.compile(r"@Microsoft\.KeyVault\(SecretUri=<keyVault\.outputs\.[A-Za-z]+>\)")
 SEALING_KEY = base64.b64encode(bytes(range(32))).decode()  # what the platform resolves a reference to
 PREVIOUS_KEY = base64.b64encode(bytes(range(32, 64))).decode()
+# What keyVault.outputs.signingKeyUri is once deployed: the signing key's URI with its version.
+SIGNING_KEY_URI = (
+    "https://kv-registry-test.vault.azure.net/keys/manifest-signing/0123456789abcdef0123456789abcdef"
+)
 
 
 class RecordingEnv(dict[str, str]):
@@ -84,7 +90,7 @@ class RecordingEnv(dict[str, str]):
         super().__init__(values)
         self.looked_up: set[str] = set()
 
-    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+    def get(self, key: str, default: Any = None) -> Any:
         self.looked_up.add(key)
         return super().get(key, default)
 
@@ -118,6 +124,9 @@ def azure_environment(*, rotating: bool = False) -> dict[str, str]:
         if name == "REGISTRY_SEALING_KEY":
             assert KEY_VAULT_REFERENCE.fullmatch(value), f"the sealing key is a Key Vault reference: {value}"
             value = SEALING_KEY
+        elif name == "REGISTRY_SIGNING_KEY_ID":
+            assert value == "<keyVault.outputs.signingKeyUri>", f"the signing key is the vault's key: {value}"
+            value = SIGNING_KEY_URI
         elif name == "REGISTRY_SEALING_PREVIOUS_KEYS":
             # Empty, or the Key Vault reference of the previous version during a rotation.
             value = PREVIOUS_KEY if rotating else ""
@@ -154,6 +163,8 @@ def test_production_settings_load_with_production_values(loaded: tuple[Settings,
     assert settings.copy_time_budget_seconds == 200
     assert settings.copy_lease_seconds == 30
     assert settings.stale_after_seconds == 900
+    assert settings.signing_key_uri == SIGNING_KEY_URI and settings.signing_key_pem is None
+    assert settings.signing_previous_public_keys == ()
 
 
 def test_every_setting_the_code_reads_is_provisioned(loaded: tuple[Settings, set[str]]) -> None:

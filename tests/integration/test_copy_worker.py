@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+from azure.storage.queue import QueueClient
 
 from registry.domain.errors import SourceError
 from registry.domain.jobs import CopyJob
@@ -208,7 +209,10 @@ def test_the_time_budget_produces_continuations_that_finish_the_copy(
     assert outcomes.count(Outcome.CONTINUED) >= 3
     assert counter.staged == 3 + 8, "no block is staged twice across continuations"
     assert _committed(deps, registration, "weights.bin") == data
-    queued = deps.queue._client.get_queue_properties().approximate_message_count  # type: ignore[attr-defined]
+    raw = QueueClient.from_connection_string(
+        str(deps.settings.storage_connection_string), deps.settings.jobs_queue
+    )
+    queued = raw.get_queue_properties().approximate_message_count
     assert queued == 1 + outcomes.count(Outcome.CONTINUED), "the first job plus one per continuation"
 
 

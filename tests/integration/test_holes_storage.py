@@ -12,6 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from azure.storage.queue import QueueClient
 
 from registry.adapters.blobs import AzureBlobCopier
 from registry.domain.errors import SourceError, StorageUnavailable
@@ -59,8 +60,10 @@ def _body(sources: Sources, tag: str, weights: bytes) -> dict[str, Any]:
 
 def _copy(deps: Dependencies) -> list[Outcome]:
     """Run every job on the real queue to the end, as the trigger would."""
-    client = deps.queue._client  # type: ignore[attr-defined]
-    outcomes = []
+    client = QueueClient.from_connection_string(
+        str(deps.settings.storage_connection_string), deps.settings.jobs_queue
+    )
+    outcomes: list[Outcome] = []
     for _ in range(50):
         messages = list(client.receive_messages(max_messages=32))
         if not messages:

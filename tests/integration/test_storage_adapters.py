@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import os
 from datetime import timedelta
+from typing import Any
 
 import pytest
+from azure.storage.blob import ContainerClient
 from azure.storage.queue import QueueClient
 
+from registry.adapters.queues import StorageJobQueue
 from registry.domain.errors import AlreadyExists, ConcurrentUpdate, SourceError
 from registry.domain.jobs import CopyJob
 from registry.domain.model import FileProgress, Registration, utcnow
@@ -19,29 +23,28 @@ from tests.conftest import Sources
 pytestmark = pytest.mark.integration
 
 
-def _registration(name: str = "bert", files: int = 3, **changes: object) -> Registration:
+def _registration(name: str = "bert", files: int = 3, **changes: Any) -> Registration:
     now = utcnow()
-    values: dict[str, object] = {
-        "owner": "alice",
-        "name": name,
-        "version": "1.0",
-        "owner_name": "Alice",
-        "registration_id": "r1",
-        "state": State.IN_PROGRESS,
-        "message": "accepted",
-        "private": True,
-        "model_type": "ENCODER",
-        "description": "d",
-        "body_digest": "digest",
-        "document": {"model_metainfo": {"input_description": "x" * 200_000}},
-        "file_names": [f"dir/file-{i}.bin" for i in range(files)],
-        "sealed": os.urandom(150_000),
-        "created_at": now,
-        "updated_at": now,
-        "last_progress_at": now,
-    }
-    values.update(changes)
-    return Registration(**values)  # type: ignore[arg-type]
+    registration = Registration(
+        owner="alice",
+        name=name,
+        version="1.0",
+        owner_name="Alice",
+        registration_id="r1",
+        state=State.IN_PROGRESS,
+        message="accepted",
+        private=True,
+        model_type="ENCODER",
+        description="d",
+        body_digest="digest",
+        document={"model_metainfo": {"input_description": "x" * 200_000}},
+        file_names=[f"dir/file-{i}.bin" for i in range(files)],
+        sealed=os.urandom(150_000),
+        created_at=now,
+        updated_at=now,
+        last_progress_at=now,
+    )
+    return dataclasses.replace(registration, **changes)
 
 
 def test_table_store_round_trips_a_registration_larger_than_one_table_property(deps: Dependencies) -> None:
@@ -104,7 +107,7 @@ def test_table_store_finds_only_quiet_in_progress_registrations(deps: Dependenci
 
 
 def test_job_queue_sends_base64_json_that_the_functions_trigger_decodes(deps: Dependencies) -> None:
-    deps.queue.ensure_queue()
+    assert isinstance(deps.queue, StorageJobQueue)  # the Storage queue adapter (build created its queue)
     job = CopyJob("alice", "bert", "1.0", "r1")
     deps.queue.send(job)
     deps.queue.send(job, delay_seconds=60)
@@ -135,9 +138,12 @@ def test_blob_copier_copies_a_range_of_blocks_and_commits_them(deps: Dependencie
     deps.copier.stage_block("a/m/1/w.bin", ids[1], url, half, len(data) - half)
     assert deps.copier.committed_size("a/m/1/w.bin", ids) is None
 
-    assert deps.copier.commit("a/m/1/w.bin", ids, info.content_md5) == len(data)
+    assert deps.copier.commit("a/m/1/w.bin", ids, info.content_md5).size == len(data)
     assert deps.copier.committed_size("a/m/1/w.bin", ids) == len(data)
-    assert deps.copier._container.download_blob("a/m/1/w.bin").readall() == data
+    container = ContainerClient.from_connection_string(
+        str(deps.settings.storage_connection_string), deps.settings.models_container
+    )
+    assert container.download_blob("a/m/1/w.bin").readall() == data
 
 
 def test_blob_copier_reports_missing_and_expired_sources_as_permanent(

@@ -16,7 +16,7 @@ import pytest
 
 from registry import bulk
 from registry.domain.jobs import CopyJob, Job, RegisterJob, parse_job
-from registry.domain.model import INVALID_REGISTRATION
+from registry.domain.model import INVALID_REGISTRATION, Registration
 from registry.domain.vocabulary import State
 from registry.identity import Principal
 from registry.sealing import Sealer
@@ -558,35 +558,46 @@ class InlineWorkerQueue:
             self.outcomes.append(f"{json.loads(message)['kind']}:{outcome}")
 
 
+@dataclass
+class Cli:
+    """`python -m registry bulk`, run in-process against the fakes."""
+
+    deps: Dependencies
+    worker: InlineWorkerQueue
+    store: FakeRegistrationStore
+    copier: FakeBlobCopier
+    path: Path  # the manifest
+    settings_path: Path
+
+    def __call__(self, manifest: str, *args: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+        """Run it on this manifest; returns (exit code, out, err)."""
+        self.path.write_text(manifest)
+        argv = [str(self.path), "--no-progress", "--settings", str(self.settings_path), *args]
+        code = bulk.main(argv, self.deps)
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    def record(self, owner: str, name: str, version: str) -> Registration:
+        found = self.store.peek(owner, name, version)
+        assert found is not None
+        return found
+
+
 @pytest.fixture
-def cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Any]:
-    """Runs `python -m registry bulk` in-process against the fakes; returns (code, out, err, worker)."""
+def cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Cli]:
     env = settings_env(REGISTRY_BULK_OWNERS="alice,bulkbot", REGISTRY_COPY_BLOCK_MIB="4")
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     settings = bulk.load_app_settings(None)
-    store = FakeRegistrationStore()
-    worker = InlineWorkerQueue()
-    deps = make_deps(settings, store=store, queue=worker, blobs=copier_for(registration_body()))  # type: ignore[arg-type]
+    store, worker, copier = FakeRegistrationStore(), InlineWorkerQueue(), copier_for(registration_body())
+    deps = make_deps(settings, store=store, queue=worker, blobs=copier)
     worker.deps = deps
-
-    def run(manifest: str, *args: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-        path = tmp_path / "manifest.jsonl"
-        path.write_text(manifest)
-        argv = [str(path), "--no-progress", "--settings", str(tmp_path / "none.json"), *args]
-        code = bulk.main(argv, deps)
-        captured = capsys.readouterr()
-        return code, captured.out, captured.err
-
-    run.worker = worker  # type: ignore[attr-defined]
-    run.store = store  # type: ignore[attr-defined]
-    run.path = tmp_path / "manifest.jsonl"  # type: ignore[attr-defined]
-    yield run
+    yield Cli(deps, worker, store, copier, tmp_path / "manifest.jsonl", tmp_path / "none.json")
     worker.join()
 
 
 def test_the_cli_reports_bad_lines_sends_the_good_ones_in_batches_and_summarizes(
-    cli: Any, capsys: pytest.CaptureFixture[str]
+    cli: Cli, capsys: pytest.CaptureFixture[str]
 ) -> None:
     good = [line(f"model{i}") for i in range(5)]
     manifest = "\n".join([good[0], "{oops", good[1], line("x", owner="mallory"), *good[2:], ""])
@@ -604,14 +615,14 @@ def test_the_cli_reports_bad_lines_sends_the_good_ones_in_batches_and_summarizes
 
 
 def test_the_cli_exits_0_when_every_line_is_good_and_finished(
-    cli: Any, capsys: pytest.CaptureFixture[str]
+    cli: Cli, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code, out, err = cli("\n".join(line(f"m{i}") for i in range(3)), "--wait", capsys=capsys)
     assert (code, out.splitlines()[-1]) == (0, "Finished         3"), err
 
 
 def test_the_cli_exits_1_and_names_the_reason_when_a_registration_fails(
-    cli: Any, capsys: pytest.CaptureFixture[str]
+    cli: Cli, capsys: pytest.CaptureFixture[str]
 ) -> None:
     body = registration_body()
     body["model_files"]["missing.bin"] = body["model_files"]["score.py"].replace("score.py", "missing.bin")
@@ -628,22 +639,22 @@ def test_the_cli_exits_1_and_names_the_reason_when_a_registration_fails(
     assert "missing.bin" in failed_row or "404" in failed_row or "exist" in failed_row
 
 
-def test_rerunning_a_manifest_registers_nothing_twice(cli: Any, capsys: pytest.CaptureFixture[str]) -> None:
+def test_rerunning_a_manifest_registers_nothing_twice(cli: Cli, capsys: pytest.CaptureFixture[str]) -> None:
     manifest = "\n".join(line(f"m{i}") for i in range(4))
     assert cli(manifest, "--wait", capsys=capsys)[0] == 0
     before = {r.key: (r.registration_id, r.updated_at, r.etag) for r in cli.store.all()}
-    commits = len(cli.worker.deps.copier.commit_calls)
+    commits = len(cli.copier.commit_calls)
 
     code, out, _ = cli(manifest, "--wait", capsys=capsys)
 
     assert code == 0 and "Finished         4" in out
     assert {r.key: (r.registration_id, r.updated_at, r.etag) for r in cli.store.all()} == before
-    assert len(cli.worker.deps.copier.commit_calls) == commits
+    assert len(cli.copier.commit_calls) == commits
     assert cli.worker.outcomes[-4:] == ["register:Finished"] * 4
 
 
 def test_without_wait_the_cli_sends_and_exits_by_the_manifest_alone(
-    cli: Any, capsys: pytest.CaptureFixture[str]
+    cli: Cli, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code, out, err = cli(line("a") + "\n" + line("b"), capsys=capsys)
     assert (code, out) == (0, "")
@@ -689,18 +700,18 @@ def test_a_line_too_large_for_a_queue_message_is_reported_as_bad(settings: Setti
 
 
 def test_a_corrected_line_sent_through_the_cli_replaces_the_invalid_record(
-    cli: Any, capsys: pytest.CaptureFixture[str]
+    cli: Cli, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A worker with other settings found the line invalid; once fixed, re-running registers it."""
     body = registration_body()
     body["model_config"]["type"] = "TRANSFORMER"
-    register_from_queue(RegisterJob("alice", "fixed", "1.0", body), cli.worker.deps)
-    assert cli.store.peek("alice", "fixed", "1.0").registration_id == "invalid"
+    register_from_queue(RegisterJob("alice", "fixed", "1.0", body), cli.deps)
+    assert cli.record("alice", "fixed", "1.0").registration_id == "invalid"
 
     code, out, _ = cli(line("fixed"), "--wait", "--timeout", "5", capsys=capsys)
 
     assert code == 0, out
-    registration = cli.store.peek("alice", "fixed", "1.0")
+    registration = cli.record("alice", "fixed", "1.0")
     assert registration.state is State.FINISHED and registration.registration_id != "invalid"
 
 
@@ -710,7 +721,7 @@ def test_a_corrected_line_sent_through_the_cli_replaces_the_invalid_record(
 
 
 def test_rerunning_after_a_source_was_fixed_reports_the_restarts_outcome(
-    cli: Any, capsys: pytest.CaptureFixture[str]
+    cli: Cli, capsys: pytest.CaptureFixture[str]
 ) -> None:
     body = registration_body()
     missing = body["model_files"]["score.py"].replace("score.py", "late.bin")
@@ -718,7 +729,7 @@ def test_rerunning_after_a_source_was_fixed_reports_the_restarts_outcome(
     manifest = line("late", body=body)
     code, out, _ = cli(manifest, "--wait", "--timeout", "5", capsys=capsys)
     assert code == 1 and "Failed           1" in out
-    cli.worker.deps.copier.put_source(missing, b"here at last")
+    cli.copier.put_source(missing, b"here at last")
     cli.worker.delay = 0.5  # the worker gets to the re-sent job a moment later, as a real one does
 
     code, out, _ = cli(manifest, "--wait", "--timeout", "10", capsys=capsys)

@@ -171,7 +171,7 @@ def test_multi_block_files_are_copied_byte_identically_and_finished(world: World
     world.assert_copied(registration)
     record = world.record()
     assert record.state is State.FINISHED
-    assert record.message == f"Registered {len(files)} files"
+    assert record.message == f"Registered {len(files)} files (revision 1)"
     assert record.lease_id == ""
     progress = world.store.peek_files(record)
     assert {p.target for p in progress} == set(files)

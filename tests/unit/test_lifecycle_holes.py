@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
+from typing import Any
 
 import pytest
 
@@ -16,7 +17,7 @@ from registry.domain.jobs import CopyJob
 from registry.domain.model import MAX_TAKEOVERS, Registration
 from registry.domain.vocabulary import FileState, State
 from registry.sealing import Sealer
-from registry.services import lifecycle
+from registry.services import copying, lifecycle
 from registry.services import models as service
 from registry.services.catalog import refresh_listing
 from registry.services.copying import Outcome, fail_poisoned
@@ -144,7 +145,10 @@ def test_a_clone_fails_if_the_parent_turns_private_before_its_copy(world: World)
     assert world.record(BOB, version="2.0").state is State.FAILED
 
 
-def test_a_clone_copies_the_blob_version_seen_when_it_was_accepted_or_fails(world: World) -> None:
+@pytest.mark.parametrize("old_bytes_retired", [False, True])
+def test_a_clone_copies_the_blob_version_seen_when_it_was_accepted_or_fails(
+    world: World, old_bytes_retired: bool
+) -> None:
     world.register(private=False)
     world.clone({"parent_version": "1.0", "parent_owner": ALICE.id})
     # Alice replaces a file after Bob's clone was accepted: the new bytes are not what Bob cloned.
@@ -152,10 +156,17 @@ def test_a_clone_copies_the_blob_version_seen_when_it_was_accepted_or_fails(worl
     url = world.source(ALICE, "codegen", "v2/model.bin", payload(len(default_files()[BIG]), seed=5))
     world.update({"model_files": {BIG: url}})
     assert world.run_queue() == [Outcome.FINISHED]  # Alice's new bytes are in before Bob's copy runs
-    assert world.process(clone_job) is Outcome.FAILED
+    if old_bytes_retired:  # the replaced blob's read links expired and it was removed
+        world.now.advance(copying.RETIRE_AFTER.total_seconds())
+        assert [world.process(job) for job in world.queue.take()] == [Outcome.RETIRED]
+    outcome = world.process(clone_job)
     clone = world.record(BOB, version="2.0")
-    assert clone.state is State.FAILED
-    assert f"'{BIG}'" in clone.message and "changed" in clone.message
+    if old_bytes_retired:
+        assert outcome is Outcome.FAILED and clone.state is State.FAILED
+        assert f"'{BIG}'" in clone.message and "changed or was removed" in clone.message
+    else:  # the very version Bob cloned, byte for byte, not Alice's new one
+        assert outcome is Outcome.FINISHED
+        assert world.served(clone, BIG) == default_files()[BIG]
 
 
 def test_a_clone_mints_its_read_urls_when_it_copies_short_lived_and_stores_none(world: World) -> None:
@@ -276,8 +287,8 @@ def test_every_ending_goes_through_conclude(world: World, monkeypatch: pytest.Mo
     ended: list[State] = []
     real = lifecycle.conclude
 
-    def spy(*args: object, **kwargs: object) -> Registration | None:
-        result = real(*args, **kwargs)  # type: ignore[arg-type]
+    def spy(*args: Any, **kwargs: Any) -> Registration | None:
+        result = real(*args, **kwargs)
         if result is not None:
             ended.append(result.state)
         return result

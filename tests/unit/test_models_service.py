@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import functools
 import json
 import random
 from collections.abc import Callable
@@ -20,12 +21,13 @@ from registry.blueprints import views
 from registry.domain.jobs import CopyJob
 from registry.domain.listing import ModelFilter
 from registry.domain.model import Registration
-from registry.domain.vocabulary import FileState, State
+from registry.domain.vocabulary import DataType, FileState, ModelType, State
 from registry.identity import Principal
 from registry.services import models as service
 from registry.services.copying import MIB, Outcome
 from registry.services.registration import (
     Conflict,
+    Unavailable,
     job_for,
     new_registration,
     request_context,
@@ -139,7 +141,7 @@ def test_a_public_model_stays_visible_to_others_while_its_files_are_updated(worl
 def test_file_url_refuses_a_path_that_is_not_a_registered_file(world: World) -> None:
     world.register(private=False)
     for path in ("nope.txt", "weights", "../env.yml", ""):
-        assert not_visible(lambda path=path: world.file_url(BOB, path))
+        assert not_visible(functools.partial(world.file_url, BOB, path))
 
 
 def test_file_url_is_a_short_lived_read_url_of_that_blob(world: World) -> None:
@@ -241,7 +243,7 @@ def test_the_same_name_and_version_of_several_owners_are_listed_in_owner_order(w
 def _filter_world(world: World) -> dict[str, Registration]:
     models = {
         "plain": seed(world, BOB, "plain"),
-        "encoder": seed(world, BOB, "encoder", model_type="ENCODER"),
+        "encoder": seed(world, BOB, "encoder", model_type=ModelType.ENCODER),
         "trainable": seed(world, CAROL, "trainable", trainable=True),
         "nl-in": seed(world, BOB, "nl-in", input_types=("NATURAL_LANGUAGE",), languages=("english",)),
         "labels-out": seed(world, CAROL, "labels-out", output_types=("CLASS_LABEL",), languages=("csharp",)),
@@ -259,17 +261,17 @@ def _filter_world(world: World) -> dict[str, Registration]:
         (ModelFilter(version="2.0"), ["v2"]),
         (ModelFilter(owner=CAROL.id), ["trainable", "labels-out"]),
         (ModelFilter(owner=ALICE.id), ["own"]),
-        (ModelFilter(type="ENCODER"), ["encoder"]),
+        (ModelFilter(type=ModelType.ENCODER), ["encoder"]),
         (ModelFilter(trainable=True), ["trainable"]),
         (ModelFilter(trainable=False), ["plain", "encoder", "nl-in", "labels-out", "v2", "prefix", "own"]),
-        (ModelFilter(input_type="NATURAL_LANGUAGE"), ["nl-in"]),
-        (ModelFilter(output_type="CLASS_LABEL"), ["labels-out"]),
-        (ModelFilter(input_type="CLASS_LABEL"), []),
+        (ModelFilter(input_type=DataType.NATURAL_LANGUAGE), ["nl-in"]),
+        (ModelFilter(output_type=DataType.CLASS_LABEL), ["labels-out"]),
+        (ModelFilter(input_type=DataType.CLASS_LABEL), []),
         (ModelFilter(language="english"), ["nl-in"]),
         (ModelFilter(language="ENGLISH"), ["nl-in"]),  # languages compare without case
         (ModelFilter(language="rust"), ["own"]),
         (ModelFilter(language="csharp"), ["labels-out"]),  # its input's language
-        (ModelFilter(name="plain", version="1.0", owner=BOB.id, type="DECODER"), ["plain"]),
+        (ModelFilter(name="plain", version="1.0", owner=BOB.id, type=ModelType.DECODER), ["plain"]),
         (ModelFilter(name="plain", owner=CAROL.id), []),
     ],
 )
@@ -379,13 +381,17 @@ def test_models_inserted_between_pages_never_make_another_be_skipped_or_repeated
 def test_a_token_issued_for_other_filters_is_refused(world: World) -> None:
     for i in range(3):
         seed(world, BOB, f"m{i}")
-    page = service.list_models(world.deps, ALICE, ModelFilter(type="DECODER"), 1, None)
+    page = service.list_models(world.deps, ALICE, ModelFilter(type=ModelType.DECODER), 1, None)
     assert page.continuation
-    for other in (ModelFilter(), ModelFilter(type="ENCODER"), ModelFilter(type="DECODER", language="go")):
+    for other in (
+        ModelFilter(),
+        ModelFilter(type=ModelType.ENCODER),
+        ModelFilter(type=ModelType.DECODER, language="go"),
+    ):
         with pytest.raises(InvalidRequest) as raised:
             service.list_models(world.deps, ALICE, other, 1, page.continuation)
         assert field_names(raised) == {"continuation"}
-    service.list_models(world.deps, ALICE, ModelFilter(type="DECODER"), 1, page.continuation)
+    service.list_models(world.deps, ALICE, ModelFilter(type=ModelType.DECODER), 1, page.continuation)
 
 
 def _tampered(token: str) -> str:
@@ -419,7 +425,7 @@ def test_a_forged_token_is_refused(world: World, forge: Callable[[str], str]) ->
 def test_listing_while_storage_is_down_is_unavailable(world: World) -> None:
     seed(world, BOB, "m")
     world.store.unavailable.add("public_models")
-    with pytest.raises(service.Unavailable):
+    with pytest.raises(Unavailable):
         service.list_models(world.deps, ALICE, ModelFilter(), 10, None)
 
 
@@ -951,7 +957,7 @@ def test_a_file_update_whose_record_write_fails_leaves_nothing_half_written(worl
     url = world.source(ALICE, "codegen", "v2/model.bin", payload(MIB, seed=3))
     world.store.unavailable.add("replace")
 
-    with pytest.raises(service.Unavailable):
+    with pytest.raises(Unavailable):
         world.update({"model_files": {BIG: url}})
 
     assert world.record(ALICE) == before

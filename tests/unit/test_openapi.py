@@ -41,8 +41,10 @@ def _http_routes() -> dict[tuple[str, str], str]:
             route = binding["route"]
             assert route.startswith("v1.0/"), route
             path = "/" + re.sub(r"\{\*(\w+)\}", r"{\1}", route.removeprefix("v1.0/"))
+            name = function.get_function_name()
+            assert name is not None
             for method in binding["methods"]:
-                routes[(path, method.lower())] = function.get_function_name()
+                routes[(path, method.lower())] = name
     return routes
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from registry.domain.errors import ConcurrentUpdate
-from registry.domain.jobs import CopyJob
+from registry.domain.jobs import CopyJob, Job
 from registry.domain.model import FileProgress, Registration
 from registry.domain.vocabulary import FileState, State
 from registry.identity import Principal
@@ -72,16 +72,17 @@ def test_accepted_registration_is_recorded_in_progress_with_one_job(
 
 
 def test_registration_is_recorded_before_its_job_is_sent(
-    submit: Any, store: FakeRegistrationStore, queue: FakeJobQueue
+    submit: Any, store: FakeRegistrationStore, queue: FakeJobQueue, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     seen: list[Registration | None] = []
     original = queue.send
 
-    def send(job: CopyJob, delay_seconds: float = 0) -> None:
+    def send(job: Job, delay_seconds: float = 0) -> None:
+        assert isinstance(job, CopyJob)
         seen.append(store.peek(job.owner, job.name, job.version))
         original(job, delay_seconds)
 
-    queue.send = send  # type: ignore[method-assign]
+    monkeypatch.setattr(queue, "send", send)
     submit()
     assert seen
     assert seen[0] is not None

@@ -129,7 +129,7 @@ def client() -> FakeClient:
 
 @pytest.fixture
 def queue(client: FakeClient) -> ServiceBusJobQueue:
-    return ServiceBusJobQueue(client, QUEUE, now=lambda: T0)  # type: ignore[arg-type]
+    return ServiceBusJobQueue(client, QUEUE, now=lambda: T0)  # type: ignore[arg-type]  # a fake ServiceBusClient, on purpose
 
 
 def sent_one(client: FakeClient) -> ServiceBusMessage:
@@ -188,7 +188,7 @@ def test_continuations_retries_and_requeues_each_have_their_own_message_id(queue
 
     assert ids == [job.message_id for job in jobs]
     assert len(set(ids)) == len(ids)
-    assert all(len(i) <= 128 for i in ids)  # Service Bus's limit on a message id
+    assert all(i is not None and len(i) <= 128 for i in ids)  # Service Bus's limit on a message id
 
 
 @pytest.mark.parametrize(
@@ -221,7 +221,7 @@ def test_a_job_without_delay_that_is_no_continuation_is_not_scheduled(
 
 def test_the_schedule_follows_the_injected_clock(client: FakeClient) -> None:
     moments = iter([T0, T0 + timedelta(hours=1)])
-    queue = ServiceBusJobQueue(client, QUEUE, now=lambda: next(moments))  # type: ignore[arg-type]
+    queue = ServiceBusJobQueue(client, QUEUE, now=lambda: next(moments))  # type: ignore[arg-type]  # a fake ServiceBusClient, on purpose
 
     queue.send(copy_job("continue", 1), delay_seconds=5)
     queue.send(copy_job("continue", 2), delay_seconds=5)
@@ -411,7 +411,7 @@ def test_close_closes_the_sender_and_a_later_send_opens_a_new_one(
 
 def test_concurrent_callers_share_one_sender_and_never_use_it_at_the_same_time(client: FakeClient) -> None:
     client.sender.pause = 0.001
-    queue = ServiceBusJobQueue(client, QUEUE, now=lambda: T0)  # type: ignore[arg-type]
+    queue = ServiceBusJobQueue(client, QUEUE, now=lambda: T0)  # type: ignore[arg-type]  # a fake ServiceBusClient, on purpose
     threads, per_thread = 8, 10
     start = threading.Barrier(threads)
     errors: list[BaseException] = []
@@ -457,7 +457,8 @@ def test_a_bulk_registration_with_long_valid_identifiers_gets_a_message_id_servi
 
     first, second = client.sender.messages
     assert (first.message_id, second.message_id) == (job.message_id, longest.message_id)
-    assert len(first.message_id) <= 128 and len(second.message_id) <= 128
+    assert first.message_id is not None and len(first.message_id) <= 128
+    assert second.message_id is not None and len(second.message_id) <= 128
     # Still tied to owner, name and version as well as the body.
     other_version = RegisterJob(owner, "codegen-" + "x" * 42, "2025.01.02", registration_body())
     assert other_version.message_id != job.message_id

@@ -132,7 +132,11 @@ def delivered(job: Job | bytes, delivery_count: int = 1) -> func.ServiceBusMessa
         sent = to_message(job, 0, datetime.now(UTC))
         raw = sent.body
         body = raw if isinstance(raw, bytes) else b"".join(raw)
-        message_id, properties = str(sent.message_id), dict(sent.application_properties or {})
+        message_id = str(sent.message_id)
+        properties = {
+            k.decode() if isinstance(k, bytes) else k: v
+            for k, v in (sent.application_properties or {}).items()
+        }
     now = datetime.now(UTC)
     return ServiceBusMessage(
         body=body,
@@ -179,7 +183,7 @@ def test_a_copy_job_on_its_first_delivery_copies_every_file_and_finishes(deps: D
 
     record = deps.record(registration)
     assert record.state is State.FINISHED
-    assert record.message == "Registered 3 files"
+    assert record.message == "Registered 3 files (revision 1)"
     assert not record.lease_id
     assert all(f.state is FileState.FINISHED for f in deps.store.peek_files(record))
     assert deps.copier.blob(registration.blob_path("score.py")) == b"print('hi')\n"
@@ -296,6 +300,7 @@ def test_a_passing_failure_comes_back_with_growing_backoff_until_its_attempts_ru
         run(deps, delivered(job, 1))  # completes: the retry is a scheduled copy of the job
         [sent] = deps.queue.sent
         deps.queue.sent.clear()
+        assert isinstance(sent.job, CopyJob)
         assert sent.job.attempt == attempt
         assert sent.job.message_id != job.message_id
         delays.append(sent.delay_seconds)
@@ -518,7 +523,10 @@ def test_a_retry_redelivered_while_a_dead_holder_keeps_the_lease_again_gets_a_ne
 ) -> None:
     registration = deps.register()
     [job] = deps.queue.take()
-    held = {"lease_id": "dead-worker-1", "lease_until": datetime.now(UTC) + timedelta(seconds=60)}
+    held: dict[str, Any] = {
+        "lease_id": "dead-worker-1",
+        "lease_until": datetime.now(UTC) + timedelta(seconds=60),
+    }
     deps.store.update(*_key(registration), **held)
     run(deps, delivered(job, 2))
     [retry] = deps.queue.take()

@@ -13,7 +13,7 @@ import pytest
 from registry.blueprints.http import serve
 from registry.digests import Sha256, resumable_available
 from registry.domain.vocabulary import FileState, State
-from registry.services import copying
+from registry.services import copying, manifests
 from registry.services.copying import MIB, Outcome
 from registry.services.registration import register
 from tests.builders import make_settings, registration_body
@@ -85,13 +85,15 @@ def test_the_registration_is_finished_only_once_every_file_is_hashed(
     [job] = world.queue.take()
     phases: list[tuple[State, set[FileState]]] = []
 
-    def watch(path: str, offset: int, length: int, etag: str, real=world.copier.read_range) -> bytes:
+    real = world.copier.read_range
+
+    def watch(path: str, offset: int, length: int, etag: str) -> bytes:
         record = world.store.peek(ALICE.id, "codegen", "1.0")
         assert record is not None
         phases.append((record.state, {p.state for p in world.store.peek_files(record)}))
         return real(path, offset, length, etag)
 
-    world.copier.read_range = watch  # type: ignore[method-assign]
+    monkeypatch.setattr(world.copier, "read_range", watch)
     assert world.process(job) is Outcome.FINISHED
     assert phases and all(state is State.IN_PROGRESS for state, _ in phases)
     assert any(FileState.HASHING in files for _, files in phases)
@@ -158,10 +160,10 @@ def test_a_worker_killed_mid_hash_resumes_re_hashing_at_most_one_checkpoint(
             raise SimulatedCrash("the worker dies mid-hash")
         return real(path, offset, length, etag)
 
-    world.copier.read_range = dying  # type: ignore[method-assign]
+    monkeypatch.setattr(world.copier, "read_range", dying)
     with pytest.raises(SimulatedCrash):
         world.process(job)
-    world.copier.read_range = real  # type: ignore[method-assign]
+    monkeypatch.setattr(world.copier, "read_range", real)
     world.copier.read_range_calls.clear()
     world.now.advance(world.policy.lease_seconds + 1)
     assert world.process(job) is Outcome.FINISHED
@@ -198,12 +200,23 @@ def test_a_replacement_is_served_once_verified_and_the_replaced_blob_is_removed(
     world.update(
         {"model_files": {BIG: {"url": world.source(ALICE, "codegen", "v2.bin", new), "sha256": sha(new)}}}
     )
-    assert world.run_queue() == [Outcome.FINISHED]
+    link = world.file_url(ALICE, BIG)  # handed out just before the new bytes are in
+    [update] = world.queue.take()
+    assert world.process(update) is Outcome.FINISHED
     record = world.record(ALICE)
     assert world.served(record, BIG) == new
-    assert world.copier.blob(old_path) is None
     big = next(p for p in world.store.peek_files(record) if p.target == BIG)
     assert (big.served_generation, big.served_sha256) == (1, sha(new))
+    # The link handed out before keeps working until it expires; then the old blob goes.
+    assert world.read_url_data(link) == default_files()[BIG]
+    [retire] = world.queue.sent
+    assert retire.delay_seconds >= copying.RETIRE_AFTER.total_seconds()
+    [job] = world.queue.take()
+    assert job.purpose == "retire"
+    world.now.advance(copying.RETIRE_AFTER.total_seconds())
+    assert world.process(job) is Outcome.RETIRED
+    assert world.copier.blob(old_path) is None
+    assert world.served(world.record(ALICE), BIG) == new
 
 
 # -- clones inherit what their parent verified ----------------------------------------------------
@@ -235,3 +248,45 @@ def test_the_file_route_carries_the_files_digest(world: World) -> None:
     assert response.status_code == 302
     digest = base64.b64decode(response.headers["Repr-Digest"].removeprefix("sha-256=:").removesuffix(":"))
     assert digest == hashlib.sha256(default_files()[BIG]).digest()
+
+
+# -- manifests and revisions ----------------------------------------------------------------------
+
+
+def test_a_finished_registration_has_revision_1_listing_each_file_with_its_size_and_digest(
+    world: World,
+) -> None:
+    files = default_files()
+    record = world.register(files=files)
+    [manifest] = world.store.manifests(record)
+    assert manifest.revision == record.revision == 1
+    listed = {(f.path, f.size, f.sha256) for f in manifest.files}
+    assert listed == {(t, len(d), sha(d)) for t, d in files.items()}
+    assert [f.path for f in manifest.files] == sorted(files)
+    assert manifest.digest == manifests.digest_of(manifest)
+    assert manifest.digest.startswith("sha256:") and manifest.by == ALICE.id
+    assert "(revision 1)" in record.message
+
+
+def test_replacing_files_makes_a_new_revision_and_the_earlier_one_stays(world: World) -> None:
+    record = world.register()
+    world.update({"model_config": {"description": "words only"}})  # no files changed: no revision
+    assert world.run_queue() == []
+    new = payload(MIB + 1, seed=12)
+    world.update({"model_files": {BIG: world.source(ALICE, "codegen", "v2.bin", new)}})
+    assert world.run_queue() == [Outcome.FINISHED]
+    record = world.record(ALICE)
+    second, first = world.store.manifests(record)
+    assert (second.revision, first.revision, record.revision) == (2, 1, 2)
+    assert second.digest != first.digest
+    assert {f.path: f.sha256 for f in second.files}[BIG] == sha(new)
+    assert {f.path: f.sha256 for f in first.files}[BIG] == sha(default_files()[BIG])
+    assert manifests.revision(world.deps, record, 1) == first
+    assert manifests.revision(world.deps, record, None) == second
+    assert manifests.revision(world.deps, record, 3) is None
+
+
+def test_a_deleted_model_takes_its_manifests_with_it(world: World) -> None:
+    record = world.register()
+    world.delete()
+    assert world.store.manifests(record) == []
