@@ -1,4 +1,4 @@
-"""`python -m bench [--quick] [--only registration|copy|listing|bulk|download|cli_upload]`: run the benchmarks.
+"""`python -m bench [--quick] [--only NAME]`: run the benchmarks (NAME: one of BENCHMARKS below).
 
 Human lines first, one per figure; the last line of stdout is one JSON object with every figure,
 its baseline, ratio and target.
