@@ -269,7 +269,9 @@ def test_registers_upload_defaults_are_the_ones_the_benchmark_measures() -> None
 
     options = {p.name: p.default for p in cli.commands["register"].params}
     defaults = UploadSettings()
-    assert options["block_size"] * MIB == defaults.block_size
+    block_mib = options["block_size"]
+    assert isinstance(block_mib, int)
+    assert block_mib * MIB == defaults.block_size
     assert (options["concurrency"], options["parallel_files"]) == (
         defaults.concurrency,
         defaults.parallel_files,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -19,10 +20,10 @@ from registry.cli.modelspec import (
 )
 from tests.cli.conftest import MODEL_YAML, SMALL_FILES, model_folder
 
-NO_FLAGS: dict[str, object] = {}
+NO_FLAGS: dict[str, Any] = {}
 
 
-def good_body(folder: Path) -> dict[str, object]:
+def good_body(folder: Path) -> dict[str, Any]:
     document = model_document(read_model_yaml(folder / "model.yaml"), NO_FLAGS)
     urls = {
         f.target: f"https://owner.blob.core.windows.net/models/m/1/{f.target}" for f in folder_files(folder)
@@ -103,15 +104,15 @@ def test_the_body_is_model_yaml_without_name_and_version_plus_the_folders_files(
     (folder / "model.yaml").write_text(MODEL_YAML + "name: m\nversion: '1'\n")
     body = good_body(folder)
     assert set(body) == {"model_config", "model_metainfo", "model_files"}
-    assert set(body["model_files"]) == {*SMALL_FILES, "w.bin"}  # type: ignore[arg-type]
+    assert set(body["model_files"]) == {*SMALL_FILES, "w.bin"}
     assert check(body) == []
 
 
 def test_a_bad_body_is_reported_with_the_apis_own_fields_and_rules(tmp_path: Path) -> None:
     body = good_body(model_folder(tmp_path / "m", {}))
-    body["model_config"]["type"] = "HUGE"  # type: ignore[index]
-    del body["model_metainfo"]["num_params"]  # type: ignore[attr-defined]
-    body["model_metainfo"]["index_page_file"] = "missing.md"  # type: ignore[index]
+    body["model_config"]["type"] = "HUGE"
+    del body["model_metainfo"]["num_params"]
+    body["model_metainfo"]["index_page_file"] = "missing.md"
     problems = check(body)
     assert ("model_config.type", "Input should be 'ENCODER', 'DECODER' or 'SEQ2SEQ'") in problems
     assert ("model_metainfo.num_params", "field required") in problems
@@ -120,7 +121,7 @@ def test_a_bad_body_is_reported_with_the_apis_own_fields_and_rules(tmp_path: Pat
 
 def test_the_owner_rule_is_checked_against_the_caller(tmp_path: Path) -> None:
     body = good_body(model_folder(tmp_path / "m", {}))
-    body["model_config"]["owner"] = "mallory"  # type: ignore[index]
+    body["model_config"]["owner"] = "mallory"
     assert check(body) == [
         ("model_config.owner", "must be the caller (the owner is whoever registers the model)")
     ]
