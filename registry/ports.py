@@ -6,9 +6,17 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from registry.domain.events import Event
 from registry.domain.jobs import Job
 from registry.domain.listing import ModelFilter, ModelSummary
-from registry.domain.model import FileProgress, Manifest, ManifestFile, Registration, SourceInfo
+from registry.domain.model import (
+    FileProgress,
+    Manifest,
+    ManifestFile,
+    ModelKey,
+    Registration,
+    SourceInfo,
+)
 from registry.domain.vocabulary import State
 
 
@@ -24,8 +32,10 @@ class Registrations(Protocol):
     def replace(self, registration: Registration) -> Registration:
         """Write it back if unchanged since read (If-Match); ConcurrentUpdate otherwise."""
 
-    def delete(self, registration: Registration) -> None:
-        """Remove the record if unchanged since read (If-Match); ConcurrentUpdate otherwise."""
+    def delete(self, registration: Registration, *, unrecord: Sequence[Event] = ()) -> None:
+        """Remove the record if unchanged since read (If-Match); ConcurrentUpdate otherwise.
+        `unrecord`: pending events of its own to remove with it (a registration undone never
+        happened); ConcurrentUpdate if one was delivered already."""
 
     def in_state(self, state: State, quiet_since: datetime | None = None) -> Iterable[Registration]:
         """Registrations in `state` (every owner), optionally only those whose last progress is
@@ -76,11 +86,29 @@ class Catalog(Protocol):
         `page_size`: how many rows the caller expects to read (one request's worth)."""
 
 
-class ChangeLog(Protocol):
-    def record_change(self, registration: Registration, change: dict[str, Any]) -> None: ...
+class Outbox(Protocol):
+    """Events recorded with their changes (written by insert, replace and delete in the same
+    transaction as the record), kept until the dispatcher delivered them."""
 
-    def changes(self, registration: Registration) -> list[dict[str, Any]]:
-        """The changes of this name and version, newest first (across registrations)."""
+    def pending_events(self, owner: str) -> list[Event]:
+        """The owner's undelivered events, oldest first."""
+
+    def delivered(self, owner: str, event: Event) -> None:
+        """Remove a delivered event from the outbox (idempotent)."""
+
+    def owners_with_pending_events(self) -> Iterator[str]: ...
+
+
+class History(Protocol):
+    """Every event of a model, kept per owner, name and version (across registrations, and after
+    a delete)."""
+
+    def record_history(self, events: Sequence[Event]) -> None:
+        """Add events (idempotent: an event recorded again stays one entry)."""
+
+    def history(self, key: ModelKey, limit: int, after: tuple[datetime, str] | None = None) -> list[Event]:
+        """At most `limit` events of the model, newest first; with `after` (the time and id of an
+        event read before), those that follow it."""
 
 
 class Manifests(Protocol):
@@ -95,7 +123,7 @@ class Manifests(Protocol):
     def forget_manifests(self, registration: Registration) -> None: ...
 
 
-class RegistrationStore(Registrations, FileRows, Catalog, ChangeLog, Manifests, Protocol):
+class RegistrationStore(Registrations, FileRows, Catalog, Outbox, History, Manifests, Protocol):
     """Everything the registry keeps in Table Storage."""
 
 
@@ -126,14 +154,27 @@ class BlobCopier(Protocol):
         """Put Block List; returns the committed blob's size and ETag."""
 
 
+class EventSink(Protocol):
+    """Somewhere events go (Event Grid, the webhook subscriptions)."""
+
+    def publish(self, events: Sequence[Event]) -> None:
+        """Hand over every event, or raise (they are handed over again: at least once)."""
+
+
 class ModelSigner(Protocol):
     """Signs a model's files in the OpenSSF model-signing format (a Sigstore bundle)."""
 
     @property
     def key_id(self) -> str: ...
 
-    def sign_files(self, files: Sequence[ManifestFile]) -> dict[str, Any]:
-        """The signature bundle over these (path, size, SHA-256) files."""
+    def sign_files(
+        self, files: Sequence[ManifestFile], registry: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """The signature bundle over these (path, size, SHA-256) files; `registry` (name,
+        version, owner, revision) is signed along, so the bundle fits no other model or revision."""
+
+    def published_keys(self) -> dict[str, Any]:
+        """The public keys clients verify with: the current one first, then earlier ones."""
 
 
 class ModelFiles(Protocol):

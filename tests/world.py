@@ -14,11 +14,13 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from registry.domain.events import Event, EventType
 from registry.domain.jobs import CopyJob
 from registry.domain.listing import ModelFilter
-from registry.domain.model import Registration
+from registry.domain.model import ModelKey, Registration
 from registry.identity import Principal
 from registry.sealing import Sealer
+from registry.services import history
 from registry.services import models as service
 from registry.services.copying import MIB, CopyPolicy, Outcome, process_job
 from registry.services.dependencies import Dependencies
@@ -154,6 +156,25 @@ class World:
 
     def clone(self, body: Any, *, caller: Principal = BOB, version: str = "2.0") -> Registration:
         return service.clone_model(self.deps, caller, "codegen", version, body)
+
+    def history(
+        self, caller: Principal = ALICE, *, owner: Principal = ALICE, name: str = "codegen"
+    ) -> list[Event]:
+        """The model's history as `caller` reads it, newest first (every page)."""
+        key = ModelKey(owner.id, name, "1.0")
+        events: list[Event] = []
+        token = None
+        for _ in range(1000):
+            page = history.model_history(self.deps, caller, key, 100, token)
+            events += page.events
+            if page.continuation is None:
+                return events
+            token = page.continuation
+        raise AssertionError("the history never ended")
+
+    def updates(self, caller: Principal = ALICE, name: str = "codegen") -> list[dict[str, Any]]:
+        """What each update changed, newest first (the history's `updated` events)."""
+        return [e.data["changes"] for e in self.history(caller, name=name) if e.type is EventType.UPDATED]
 
     def listing(self, caller: Principal, filters: ModelFilter | None = None, limit: int = 100) -> list[str]:
         """Every page, following the tokens: each model as "name/version/owner"."""

@@ -22,6 +22,7 @@ from datetime import datetime
 from typing import Any
 
 from registry.domain.errors import RecordTooLarge
+from registry.domain.events import Event, EventType
 from registry.domain.listing import ModelFilter, ModelSummary, sort_key
 from registry.domain.model import EPOCH, FileProgress, Manifest, ManifestFile, Registration
 from registry.domain.vocabulary import DataType, FileState, State
@@ -136,11 +137,6 @@ def key_range(filters: ModelFilter, after: str) -> tuple[str, str]:
     return prefix + low, prefix + high
 
 
-def change_row_key(at: datetime, salt: str) -> str:
-    inverted = 2**63 - int(at.timestamp() * 1_000_000)
-    return f"{inverted:019d}-{hashlib.sha256(salt.encode()).hexdigest()[:8]}"
-
-
 # -- records ------------------------------------------------------------------------------------
 
 
@@ -203,6 +199,7 @@ def registration_entity(r: Registration) -> dict[str, Any]:
         "takeovers": r.takeovers,
         "slices": r.slices,
         "revision": r.revision,
+        "manifest_digest": r.manifest_digest,
         "last_error": r.last_error,
         "finished_once": r.finished_once,
         "indexed": index_signature(r),
@@ -242,6 +239,7 @@ def registration(entity: Any) -> Registration:
         takeovers=int(entity.get("takeovers", 0)),
         slices=int(entity.get("slices", 0)),
         revision=int(entity.get("revision", 0)),
+        manifest_digest=entity.get("manifest_digest", ""),
         refresh_files=_get_json(entity, "refresh_z", []),
         last_error=entity.get("last_error", ""),
         finished_once=bool(entity.get("finished_once", False)),
@@ -362,18 +360,22 @@ def file_progress(entity: Any) -> FileProgress:
     )
 
 
-def change_entity(r: Registration, change: dict[str, Any]) -> dict[str, Any]:
-    entity: dict[str, Any] = {
-        "PartitionKey": r.key,
-        "RowKey": change_row_key(r.updated_at, json.dumps(change, sort_keys=True, default=str)),
+def history_partition(owner: str, name: str, version: str) -> str:
+    return f"{owner}:{name}:{version}"  # the record's key: kept across registrations
+
+
+def history_row_key(time: datetime, event_id: str) -> str:
+    """Newest first, and one row per event however often it is recorded."""
+    inverted = 2**63 - int(time.timestamp() * 1_000_000)
+    return f"{inverted:019d}-{event_id}"
+
+
+def history_entity(event: Event) -> dict[str, Any]:
+    return {
+        **event_entity(history_partition(event.owner, event.name, event.version), event),
+        "RowKey": history_row_key(event.time, event.id),
+        "event_owner": event.owner,
     }
-    _put_json(entity, "change", change)
-    return entity
-
-
-def change(entity: Any) -> dict[str, Any]:
-    value: dict[str, Any] = _get_json(entity, "change", {})
-    return value
 
 
 def manifests_partition(registration: Registration) -> str:
@@ -409,4 +411,42 @@ def manifest(entity: Any) -> Manifest:
         digest=entity.get("digest", ""),
         key_id=entity.get("key_id", ""),
         signature=_get_json(entity, "signature_z", None),
+    )
+
+
+# -- the outbox: an owner's pending events, in the owner's partition of the registrations table --
+
+OUTBOX_MARK = INDEX_MARK + "E"
+OUTBOX_RANGE = (OUTBOX_MARK, INDEX_MARK + "F")
+
+
+def event_row_key(event: Event) -> str:
+    return f"{OUTBOX_MARK}{event.time.strftime('%Y%m%dT%H%M%S%f')}-{event.id}"
+
+
+def event_entity(owner: str, event: Event) -> dict[str, Any]:
+    entity: dict[str, Any] = {
+        "PartitionKey": owner,
+        "RowKey": event_row_key(event),
+        "event_type": event.type.value,
+        "event_name": event.name,
+        "event_version": event.version,
+        "event_time": event.time,
+        "change": event.change,
+        "public": event.public,
+    }
+    _put_json(entity, "data_z", event.data)
+    return entity
+
+
+def event(entity: Any) -> Event:
+    return Event(
+        type=EventType(entity["event_type"]),
+        owner=entity.get("event_owner") or entity["PartitionKey"],
+        name=entity["event_name"],
+        version=entity["event_version"],
+        time=entity["event_time"],
+        change=entity["change"],
+        public=bool(entity["public"]),
+        data=_get_json(entity, "data_z", {}),
     )

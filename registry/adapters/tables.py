@@ -6,7 +6,8 @@ row never disagrees with its record, and a publish never leaves half a model lis
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import itertools
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -17,8 +18,9 @@ from azure.data.tables import TableClient, TableServiceClient, UpdateMode
 from registry.adapters import table_codec as codec
 from registry.adapters.errors import ignore_exists, storage_errors
 from registry.domain.errors import AlreadyExists, ConcurrentUpdate, NotFound
+from registry.domain.events import Event
 from registry.domain.listing import ModelFilter, ModelSummary
-from registry.domain.model import FileProgress, Manifest, Registration
+from registry.domain.model import FileProgress, Manifest, ModelKey, Registration
 from registry.domain.vocabulary import State
 
 _BATCH = 100  # entity group transactions take at most 100 operations
@@ -63,12 +65,10 @@ class TableRegistrationStore:
     def insert(self, registration: Registration) -> Registration:
         entity = _checked(registration)
         rows = codec.index_rows(entity["PartitionKey"], entity["RowKey"], registration)
+        together = [*(("upsert", row) for row in rows.values()), *_outbox(registration)]
         with storage_errors():
-            if rows:
-                results = self._registrations.submit_transaction(
-                    [("create", entity), *(("upsert", row) for row in rows.values())]
-                )
-                etag = results[0]["etag"]
+            if together:
+                etag = self._registrations.submit_transaction([("create", entity), *together])[0]["etag"]
             else:
                 etag = self._registrations.create_entity(entity)["etag"]
         return _stored(registration, etag, entity)
@@ -80,14 +80,19 @@ class TableRegistrationStore:
             entity,
             {"mode": UpdateMode.REPLACE, "etag": registration.etag, "match_condition": _IF_MATCH},
         )
+        # The listing's index rows change with the record when its listing columns do, and what
+        # happened to it is recorded with it (the outbox): all in one transaction.
+        together = (
+            [] if codec.stored_index(entity) == _memo(registration) else self._reindex(entity, registration)
+        )
+        together += _outbox(registration)
         with storage_errors(missing_is_conflict=True):
-            if codec.stored_index(entity) == _memo(registration):
+            if together:
+                etag = self._registrations.submit_transaction([update, *together])[0]["etag"]
+            else:
                 etag = self._registrations.update_entity(
                     entity, mode=UpdateMode.REPLACE, etag=registration.etag, match_condition=_IF_MATCH
                 )["etag"]
-            else:  # the listing columns changed: the index rows change with the record
-                operations = [update, *self._reindex(entity, registration)]
-                etag = self._registrations.submit_transaction(operations)[0]["etag"]
         return _stored(registration, etag, entity)
 
     def _reindex(self, entity: dict[str, Any], registration: Registration) -> list[Operation]:
@@ -98,7 +103,7 @@ class TableRegistrationStore:
         deletes = [("delete", {"PartitionKey": pk, "RowKey": key}) for key in sorted(stale)]
         return [*(("upsert", row) for row in rows.values()), *deletes]
 
-    def delete(self, registration: Registration) -> None:
+    def delete(self, registration: Registration, *, unrecord: Sequence[Event] = ()) -> None:
         partition, row = codec.record_key(registration)
         _, languages = _memo(registration)
         operations: list[Operation] = [
@@ -111,9 +116,38 @@ class TableRegistrationStore:
                 ("delete", {"PartitionKey": partition, "RowKey": codec.language_prefix(x) + row})
                 for x in languages
             ),
+            *(("delete", {"PartitionKey": partition, "RowKey": codec.event_row_key(e)}) for e in unrecord),
         ]
         with storage_errors(missing_is_conflict=True):
             self._registrations.submit_transaction(operations)
+
+    # -- the outbox: events recorded with their changes, until the dispatcher delivered them --
+
+    def pending_events(self, owner: str) -> list[Event]:
+        low, high = codec.OUTBOX_RANGE
+        with storage_errors():
+            entities = self._registrations.query_entities(
+                "PartitionKey eq @owner and RowKey ge @low and RowKey lt @high",
+                parameters={"owner": owner, "low": low, "high": high},
+            )
+            return [codec.event(e) for e in entities]
+
+    def delivered(self, owner: str, event: Event) -> None:
+        with storage_errors():
+            self._registrations.delete_entity(owner, codec.event_row_key(event))
+
+    def owners_with_pending_events(self) -> Iterator[str]:
+        low, high = codec.OUTBOX_RANGE
+        seen: set[str] = set()
+        with storage_errors():
+            for entity in self._registrations.query_entities(
+                "RowKey ge @low and RowKey lt @high",
+                parameters={"low": low, "high": high},
+                select=["PartitionKey"],
+            ):
+                if entity["PartitionKey"] not in seen:
+                    seen.add(entity["PartitionKey"])
+                    yield entity["PartitionKey"]
 
     def in_state(self, state: State, quiet_since: datetime | None = None) -> Iterator[Registration]:
         query = "state eq @state and RowKey lt @mark"
@@ -297,18 +331,29 @@ class TableRegistrationStore:
             for entity in entities:
                 yield codec.summary(entity)
 
-    # -- the change log --
+    # -- the history --
 
-    def record_change(self, registration: Registration, change: dict[str, Any]) -> None:
+    def record_history(self, events: Sequence[Event]) -> None:
+        by_partition: dict[str, list[Operation]] = {}
+        for event in events:
+            entity = codec.history_entity(event)
+            by_partition.setdefault(entity["PartitionKey"], []).append(("upsert", entity))
         with storage_errors():
-            self._changes.upsert_entity(codec.change_entity(registration, change))
+            for operations in by_partition.values():
+                for start in range(0, len(operations), _BATCH):
+                    self._changes.submit_transaction(operations[start : start + _BATCH])
 
-    def changes(self, registration: Registration) -> list[dict[str, Any]]:
+    def history(self, key: ModelKey, limit: int, after: tuple[datetime, str] | None = None) -> list[Event]:
+        query = "PartitionKey eq @pk"
+        parameters: dict[str, Any] = {"pk": codec.history_partition(key.owner, key.name, key.version)}
+        if after is not None:
+            query += " and RowKey gt @after"
+            parameters["after"] = codec.history_row_key(*after)
         with storage_errors():
             entities = self._changes.query_entities(
-                "PartitionKey eq @pk", parameters={"pk": registration.key}
+                query, parameters=parameters, results_per_page=min(max(limit, 1), 1000)
             )
-            return [codec.change(e) for e in entities]
+            return [codec.event(e) for e in itertools.islice(entities, limit)]
 
     # -- manifests --
 
@@ -330,6 +375,10 @@ class TableRegistrationStore:
         self._delete_partition(self._manifests, codec.manifests_partition(registration))
 
 
+def _outbox(registration: Registration) -> list[Operation]:
+    return [("upsert", codec.event_entity(registration.owner, event)) for event in registration.events]
+
+
 def _checked(registration: Registration) -> dict[str, Any]:
     entity = codec.registration_entity(registration)
     codec.check_fits(entity, f"the registration of {registration.name} {registration.version}")
@@ -343,6 +392,7 @@ def _memo(registration: Registration) -> tuple[str, list[str]]:
 
 def _stored(registration: Registration, etag: str, entity: dict[str, Any]) -> Registration:
     registration.etag = etag
+    registration.events = []  # written with it
     registration.storage_memo = codec.stored_index(entity)
     return registration
 

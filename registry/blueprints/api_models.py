@@ -12,6 +12,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic.json_schema import SkipJsonSchema
 
+from registry.domain.events import EventType
 from registry.domain.vocabulary import DataType, ModelType, State
 from registry.validation import Identifier
 
@@ -216,3 +217,52 @@ class ManifestEntry(BaseModel):
 
 class ManifestList(BaseModel):
     manifests: list[ManifestEntry] = Field(description="newest first")
+
+
+_EVENT_KINDS = [t.short for t in EventType]
+EventKind = Annotated[
+    str, Field(json_schema_extra={"enum": _EVENT_KINDS}, description=" | ".join(_EVENT_KINDS))
+]
+
+
+class HistoryQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    limit: Annotated[int, Field(ge=1, le=1000)] | None = Field(
+        default=None, description="Page size (default 100)"
+    )
+    continuation: Annotated[str, Field(min_length=1, max_length=2048)] | None = Field(
+        default=None, description="The token of the previous page"
+    )
+
+
+class HistoryEntry(BaseModel):
+    """One change: what happened, when, by whom, and what it changed."""
+
+    id: str = Field(description="the event's id (the CloudEvents id webhooks and Event Grid carry)")
+    type: EventKind
+    time: str
+    by: str = Field(description="who made the change: the owner, or `registry` for the copy's outcome")
+    state: RegistrationState
+    message: str
+    changes: dict[str, Any] | SkipJsonSchema[None] = Optional(
+        description="updated: each changed setting's from and to (metainfo: the keys changed)"
+    )
+    files: list[str] | SkipJsonSchema[None] = Optional(description="files_replaced: the files")
+    revision: int | SkipJsonSchema[None] = Optional(description="finished: the manifest revision")
+    manifest_digest: str | SkipJsonSchema[None] = Optional(description="finished: the manifest's digest")
+    parent: ModelRef | SkipJsonSchema[None] = Optional(description="cloned: the model cloned")
+
+
+class HistoryPageResponse(BaseModel):
+    events: list[HistoryEntry] = Field(description="newest first")
+    continuation: str | SkipJsonSchema[None] = Optional(description="the next page's token")
+
+
+class StatusQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    wait: Annotated[int, Field(ge=0, le=60)] | None = Field(
+        default=None,
+        description="Answer as soon as the state or progress changes, or after this many seconds",
+    )

@@ -9,12 +9,13 @@ answer with a `Reply` holding a pydantic response model; `serve` does the rest.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import azure.functions as func
 from pydantic import BaseModel, ValidationError
@@ -44,6 +45,8 @@ class Reply:
 
 
 Handler = Callable[[func.HttpRequest, Dependencies, Principal], Reply]
+Watch = Callable[[func.HttpRequest, Dependencies, Principal], str | None]
+MAX_WAIT_SECONDS = 60
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,9 @@ class Endpoint:
     query: type[BaseModel] | None = None
     anonymous: bool = False  # served without a caller (the OpenAPI document itself)
     conflict: str = "Conflict"  # the 409 answer's message
+    # Long polling: with ?wait=N the answer waits until this (a version of what the handler
+    # would answer) changes, or N seconds pass.
+    watch: Watch | None = None
 
 
 @dataclass(frozen=True)
@@ -94,9 +100,13 @@ class Api:
             def entry(req: func.HttpRequest) -> func.HttpResponse:
                 return serve(req, route)
 
-            entry.__name__ = entry.__qualname__ = route.operation_id
+            async def waiting_entry(req: func.HttpRequest) -> func.HttpResponse:
+                return await serve_waiting(req, route)
+
+            function = waiting_entry if endpoint.watch is not None else entry
+            function.__name__ = function.__qualname__ = route.operation_id
             self.blueprint.function_name(route.operation_id)(
-                self.blueprint.route(route=path, methods=[method])(entry)
+                self.blueprint.route(route=path, methods=[method])(function)
             )
             self.routes.append(route)
             return handler
@@ -147,6 +157,15 @@ def error(
 
 def not_found(what: str) -> Reply:
     return error(404, "Not found", f"{what} does not exist or is not visible to you")
+
+
+def next_link(req: func.HttpRequest, path: str, continuation: str | None) -> dict[str, str]:
+    """The Link header (rel=next) to the following page: this request's query, the new token."""
+    if not continuation:
+        return {}
+    given = {k: v for k, v in req.params.items() if k != "continuation"}
+    next_query = urlencode({**given, "continuation": continuation})
+    return {"Link": f'<{absolute_url(req, path)}?{next_query}>; rel="next"'}
 
 
 def absolute_url(req: func.HttpRequest, path: str) -> str:
@@ -224,22 +243,77 @@ def serve(req: func.HttpRequest, route: Route, deps: Dependencies | None = None)
     """Identity and admission first, then the handler, with the registry's errors mapped to
     statuses in one place."""
     deps = deps or dependencies()
-    principal = caller_of(req, deps)
-    if principal is None and not route.endpoint.anonymous:
-        return respond(_unauthorized(deps))
-    caller = principal or Principal("anonymous", "anonymous")
-    if principal is not None:
-        wait = deps.admission.retry_after(principal.id)
-        if wait is not None:
-            return respond(
-                error(
-                    429,
-                    "Too many requests",
-                    f"the rate limit was reached; retry in {wait} s",
-                    headers={"Retry-After": str(wait)},
-                )
-            )
+    caller = _admitted(req, route, deps)
+    if isinstance(caller, Reply):
+        return respond(caller)
     return respond(_handle(req, route, deps, caller))
+
+
+def _admitted(req: func.HttpRequest, route: Route, deps: Dependencies) -> Principal | Reply:
+    """The caller, or the answer that turns the request away (401, 429)."""
+    principal = caller_of(req, deps)
+    if principal is None:
+        return Principal("anonymous", "anonymous") if route.endpoint.anonymous else _unauthorized(deps)
+    wait = deps.admission.retry_after(principal.id)
+    if wait is not None:
+        return error(
+            429,
+            "Too many requests",
+            f"the rate limit was reached; retry in {wait} s",
+            headers={"Retry-After": str(wait)},
+        )
+    return principal
+
+
+# Long polling: the first look after this, then twice as long each time, up to the longest.
+FIRST_LOOK_SECONDS = 0.5
+LONGEST_LOOK_SECONDS = 4.0
+
+
+async def serve_waiting(
+    req: func.HttpRequest, route: Route, deps: Dependencies | None = None
+) -> func.HttpResponse:
+    """`serve`, after waiting (?wait=N seconds) until what the route answers changes.
+
+    The wait is asynchronous: the event loop sleeps between looks, each look (one storage read)
+    runs briefly on a pool thread, so a waiting request holds no worker thread.
+    """
+    deps = deps or dependencies()
+    caller = await asyncio.to_thread(_admitted, req, route, deps)
+    if isinstance(caller, Reply):
+        return respond(caller)
+    watch = route.endpoint.watch
+    seconds = _wait_seconds(req)
+    if watch is not None and seconds:
+        await _until_changed(lambda: _quietly(watch, req, deps, caller), seconds)
+    return await asyncio.to_thread(lambda: respond(_handle(req, route, deps, caller)))
+
+
+async def _until_changed(look: Callable[[], str | None], seconds: float) -> None:
+    seen = await asyncio.to_thread(look)
+    if seen is None:  # nothing to watch (an error, a model not found): answer now
+        return
+    clock = asyncio.get_running_loop().time
+    deadline = clock() + seconds
+    delay = FIRST_LOOK_SECONDS
+    while (left := deadline - clock()) > 0:
+        await asyncio.sleep(min(delay, left))
+        delay = min(delay * 2, LONGEST_LOOK_SECONDS)
+        if await asyncio.to_thread(look) != seen:
+            return
+
+
+def _quietly(watch: Watch, req: func.HttpRequest, deps: Dependencies, caller: Principal) -> str | None:
+    try:
+        return watch(req, deps, caller)
+    except Exception:  # the handler answers the same error once the wait ends
+        return None
+
+
+def _wait_seconds(req: func.HttpRequest) -> int:
+    """?wait=N, or 0 when absent or not a number from 0 to 60 (the handler then answers 400)."""
+    value = req.params.get("wait", "")
+    return int(value) if value.isdigit() and int(value) <= MAX_WAIT_SECONDS else 0
 
 
 def _handle(req: func.HttpRequest, route: Route, deps: Dependencies, caller: Principal) -> Reply:

@@ -1,4 +1,5 @@
-"""Timer-triggered upkeep: re-enqueue registrations that went quiet; finish half-done deletes."""
+"""Timer-triggered upkeep: re-enqueue quiet registrations, finish half-done deletes, deliver
+waiting events."""
 
 from __future__ import annotations
 
@@ -15,6 +16,11 @@ bp = func.Blueprint()
 
 @bp.timer_trigger(arg_name="timer", schedule="0 */5 * * * *", run_on_startup=False)
 def requeue_quiet_registrations(timer: func.TimerRequest) -> None:
-    requeued, deleted = sweep(dependencies())
-    if requeued or deleted:
-        log.warning("requeued %d quiet registrations; finished %d deletes", requeued, deleted)
+    swept = sweep(dependencies())
+    if swept.requeued or swept.deleted or swept.dispatched:
+        log.warning(
+            "requeued %d quiet registrations; finished %d deletes; delivered %d waiting events",
+            swept.requeued,
+            swept.deleted,
+            swept.dispatched,
+        )

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import base64
-from urllib.parse import urlencode
 
 import azure.functions as func
 
 from registry.blueprints import openapi, registration_api, views
 from registry.blueprints.api_models import (
+    HistoryPageResponse,
+    HistoryQuery,
     ListQuery,
     ManifestList,
     ManifestQuery,
@@ -26,15 +27,16 @@ from registry.blueprints.http import (
     Route,
     absolute_url,
     json_body,
+    next_link,
     not_found,
     query,
     route_values,
 )
 from registry.blueprints.registration_api import ACCEPTED, accepted
 from registry.domain.listing import ModelFilter
-from registry.domain.model import Registration
+from registry.domain.model import ModelKey, Registration
 from registry.identity import Principal
-from registry.services import manifests
+from registry.services import history, manifests
 from registry.services import models as service
 from registry.services.dependencies import Dependencies
 from registry.validation import CloneRequest, UpdateRequest
@@ -79,11 +81,7 @@ def list_models(req: func.HttpRequest, deps: Dependencies, caller: Principal) ->
     page = service.list_models(
         deps, caller, filters, params.limit or service.DEFAULT_PAGE, params.continuation
     )
-    headers = {}
-    if page.continuation:
-        given = {k: v for k, v in req.params.items() if k != "continuation"}
-        next_query = urlencode({**given, "continuation": page.continuation})
-        headers["Link"] = f'<{absolute_url(req, "/api/v1.0/models")}?{next_query}>; rel="next"'
+    headers = next_link(req, "/api/v1.0/models", page.continuation)
     items = [views.list_item(m) for m in page.models]
     if params.limit is None and params.continuation is None:
         # A DeepDev client expects a bare array: it gets the first page; the Link header leads on.
@@ -154,6 +152,36 @@ def get_manifest(req: func.HttpRequest, deps: Dependencies, caller: Principal) -
 def list_manifests(req: func.HttpRequest, deps: Dependencies, caller: Principal) -> Reply:
     registration = _visible(req, deps, caller)
     return Reply(200, views.manifest_list(manifests.revisions(deps, registration)))
+
+
+@api.route(
+    "GET",
+    "v1.0/model/{name}/{version}/{owner}/history",
+    Endpoint(
+        summary="Every change of the model: who, when, what, before and after (newest first)",
+        answers={
+            200: Answer(
+                "One page of the history; its owner reads it also after deleting the model",
+                HistoryPageResponse,
+                headers=("Link",),
+            )
+        },
+        errors=(400, 404, 503),
+        query=HistoryQuery,
+    ),
+)
+def get_history(req: func.HttpRequest, deps: Dependencies, caller: Principal) -> Reply:
+    params: HistoryQuery = query(req, HistoryQuery)
+    name, version, owner = route_values(req, "name", "version", "owner")
+    page = history.model_history(
+        deps,
+        caller,
+        ModelKey(owner, name, version),
+        params.limit or history.DEFAULT_PAGE,
+        params.continuation,
+    )
+    headers = next_link(req, f"/api/v1.0/model/{name}/{version}/{owner}/history", page.continuation)
+    return Reply(200, views.history_page(page.events, page.continuation), headers)
 
 
 @api.route(

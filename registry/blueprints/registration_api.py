@@ -5,7 +5,7 @@ from __future__ import annotations
 import azure.functions as func
 
 from registry.blueprints import views
-from registry.blueprints.api_models import AcceptedResponse, StatusResponse
+from registry.blueprints.api_models import AcceptedResponse, StatusQuery, StatusResponse
 from registry.blueprints.http import (
     Answer,
     Api,
@@ -14,6 +14,7 @@ from registry.blueprints.http import (
     absolute_url,
     json_body,
     not_found,
+    query,
     route_values,
 )
 from registry.domain.model import Registration
@@ -56,16 +57,26 @@ def register_model(req: func.HttpRequest, deps: Dependencies, caller: Principal)
     return accepted(req, registration, "Registration of")
 
 
+def _status_version(req: func.HttpRequest, deps: Dependencies, caller: Principal) -> str | None:
+    """What changes whenever the status does: the record's ETag (every state change and every
+    checkpoint of the copy writes it)."""
+    name, version = route_values(req, "name", "version")
+    return models.find_own(deps, caller, name, version).etag
+
+
 @api.route(
     "GET",
     "v1.0/model/{name}/{version}/status",
     Endpoint(
-        summary="The caller's registration status",
+        summary="The caller's registration status (?wait=N: as soon as it changes, or after N s)",
         answers={200: Answer("Status", StatusResponse)},
         errors=(400, 404, 503),
+        query=StatusQuery,
+        watch=_status_version,
     ),
 )
 def registration_status(req: func.HttpRequest, deps: Dependencies, caller: Principal) -> Reply:
+    query(req, StatusQuery)  # the wait itself is served before (see serve_waiting)
     name, version = route_values(req, "name", "version")
     try:
         registration = models.find_own(deps, caller, name, version)

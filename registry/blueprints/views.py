@@ -7,6 +7,8 @@ from datetime import datetime
 from registry.blueprints.api_models import (
     FileStatus,
     FileView,
+    HistoryEntry,
+    HistoryPageResponse,
     ManifestEntry,
     ManifestFileView,
     ManifestList,
@@ -16,6 +18,7 @@ from registry.blueprints.api_models import (
     ModelResponse,
     StatusResponse,
 )
+from registry.domain.events import Event
 from registry.domain.listing import ModelSummary
 from registry.domain.model import FileProgress, Manifest, Registration
 from registry.domain.vocabulary import FileState, ModelType
@@ -142,3 +145,24 @@ def manifest_list(manifests: list[Manifest]) -> ManifestList:
             for m in manifests
         ]
     )
+
+
+def history_entry(event: Event) -> HistoryEntry:
+    data = event.data
+    return HistoryEntry(
+        id=event.id,
+        type=event.type.short,
+        time=event.time.isoformat(),
+        by=str(data.get("by") or "registry"),
+        state=str(data.get("state", "")),
+        message=str(data.get("message", "")),
+        changes=data.get("changes"),
+        files=data.get("files"),
+        revision=data.get("revision") or None,
+        manifest_digest=data.get("manifest_digest") or None,
+        parent=_parent(data.get("parent")),
+    )
+
+
+def history_page(events: list[Event], continuation: str | None) -> HistoryPageResponse:
+    return HistoryPageResponse(events=[history_entry(e) for e in events], continuation=continuation)

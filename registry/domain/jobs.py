@@ -87,7 +87,26 @@ class RegisterJob:
         )
 
 
-Job = CopyJob | RegisterJob
+@dataclass(frozen=True)
+class DispatchJob:
+    """Asks a worker to deliver an owner's pending events (the outbox)."""
+
+    owner: str
+    sequence: int = 0
+
+    kind = "dispatch"
+
+    @property
+    def message_id(self) -> str:
+        return f"dispatch:{self.owner}:{self.sequence}"
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {"schema": JOB_SCHEMA, "kind": self.kind, "owner": self.owner, "sequence": self.sequence}
+        )
+
+
+Job = CopyJob | RegisterJob | DispatchJob
 
 
 def parse_job(text: str | bytes) -> Job:
@@ -109,6 +128,8 @@ def parse_job(text: str | bytes) -> Job:
                 sequence=int(data.get("sequence", 0)),
                 attempt=int(data.get("attempt", 0)),
             )
+        if data.get("kind") == "dispatch":
+            return DispatchJob(owner=str(data["owner"]), sequence=int(data.get("sequence", 0)))
         if data.get("kind") == "register":
             return RegisterJob(
                 owner=str(data["owner"]),

@@ -9,11 +9,12 @@ only place that moves `state`, `message` and the lease: services call them and s
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from registry.domain.errors import IllegalTransition, LeaseHeld
+from registry.domain.events import Event, EventType
 from registry.domain.vocabulary import FileState, State
 
 
@@ -40,7 +41,7 @@ _ALLOWED: dict[State, frozenset[State]] = {
 # other fields, so a PATCH during a copy merges with the worker's checkpoints instead of stopping it.
 _WORKER_FIELDS = (
     "state", "message", "last_progress_at", "lease_id", "lease_until", "picked_up", "takeovers",
-    "last_error", "sealed", "finished_once", "slices", "refresh_files", "revision",
+    "last_error", "sealed", "finished_once", "slices", "refresh_files", "revision", "manifest_digest",
 )  # fmt: skip
 
 
@@ -94,9 +95,13 @@ class Registration:
     finished_once: bool = False
     parent: dict[str, str] | None = None  # the model this one was cloned from
     last_change: dict[str, Any] | None = None  # who changed what, when
+    manifest_digest: str = ""  # of the latest manifest revision
     etag: str | None = field(default=None, compare=False)
     # What the store remembers of what it last wrote for this record (its own business).
     storage_memo: Any = field(default=None, compare=False, repr=False)
+    # What happened to it since it was read: the store writes these with the record, in the same
+    # transaction (the outbox), and forgets them once written.
+    events: list[Event] = field(default_factory=list, compare=False, repr=False)
 
     # -- creation --
 
@@ -130,7 +135,7 @@ class Registration:
     @classmethod
     def invalid(cls, key: ModelKey, *, owner_name: str, reason: str, now: datetime) -> Registration:
         """What an invalid bulk registration leaves for its owner to read: Failed, with the reason."""
-        return cls(
+        invalid = cls(
             owner=key.owner,
             name=key.name,
             version=key.version,
@@ -149,6 +154,8 @@ class Registration:
             updated_at=now,
             last_progress_at=now,
         )
+        invalid.record(EventType.FAILED, now, {"by": key.owner})
+        return invalid
 
     # -- what it is --
 
@@ -257,15 +264,34 @@ class Registration:
         if error:
             self.last_error = _clip(error)
 
+    def record(self, kind: EventType, now: datetime, data: dict[str, Any] | None = None) -> Event:
+        """Note an event of this change (written with the record; see `events`)."""
+        event = Event(
+            type=kind,
+            owner=self.owner,
+            name=self.name,
+            version=self.version,
+            time=now,
+            change=f"{self.registration_id}:{now.isoformat()}",
+            public=self.listed_publicly,
+            data={"state": self.state.value, "message": self.message, **(data or {})},
+        )
+        self.events.append(event)
+        return event
+
     def finish(self, now: datetime, message: str) -> None:
         self._move(State.FINISHED, message, now)
         self.finished_once = True
         self.refresh_files = []
         self.release_lease(now)
+        self.record(
+            EventType.FINISHED, now, {"revision": self.revision, "manifest_digest": self.manifest_digest}
+        )
 
     def fail(self, now: datetime, message: str) -> None:
         self._move(State.FAILED, message, now)
         self.release_lease(now)
+        self.record(EventType.FAILED, now)
 
     def restart(self, now: datetime, message: str) -> None:
         """A Failed registration tries again (its finished files are kept)."""
@@ -276,6 +302,7 @@ class Registration:
         self.last_error = ""
         self.picked_up = False
         self.last_progress_at = now
+        self.record(EventType.REGISTERED, now, {"by": self.owner, "attempt": self.attempt})
 
     def replace_files(self, now: datetime, targets: list[str]) -> None:
         """New or replacing files: copied anew while the current ones stay served."""
@@ -289,13 +316,17 @@ class Registration:
         self.refresh_files = sorted({*self.refresh_files, *targets})
         self.picked_up = False
         self.last_progress_at = now
+        self.record(EventType.FILES_REPLACED, now, {"files": sorted(targets)})
 
     def mark_deleting(self, now: datetime) -> None:
         """Leave a tombstone: whatever worker holds the lease loses it at its next checkpoint."""
+        was_public = self.listed_publicly
         self._move(State.DELETING, "Being deleted", now)
         self.lease_id = ""
         self.lease_until = EPOCH
         self.refresh_files = []
+        event = self.record(EventType.DELETED, now)
+        self.events[-1] = replace(event, public=was_public)  # those who could see it hear it went
 
     def touch(self, now: datetime) -> None:
         """Mark it as looked after (a replay or the sweep re-enqueued its job)."""
@@ -306,7 +337,9 @@ class Registration:
         for name in _WORKER_FIELDS:
             setattr(fresh, name, getattr(self, name))
         fresh.updated_at = max(fresh.updated_at, self.updated_at)
+        events = self.events
         vars(self).update(vars(fresh))
+        self.events = events  # what this worker did still has to be written with its fields
 
 
 @dataclass

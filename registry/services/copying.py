@@ -39,7 +39,7 @@ from registry.domain.errors import (
 from registry.domain.jobs import CopyJob
 from registry.domain.model import FileProgress, Registration, SourceInfo
 from registry.domain.vocabulary import FileState
-from registry.services import lifecycle, manifests
+from registry.services import events, lifecycle, manifests
 from registry.services.dependencies import Dependencies
 from registry.services.models import DOWNLOAD_TTL
 from registry.services.registration import Unavailable, job_for, seal, unseal
@@ -628,6 +628,7 @@ def _finish(deps: Dependencies, registration: Registration, lease: str, work: Sl
     if work.retiring:
         retire_later(deps, registration)
     registration.revision = manifest.revision
+    registration.manifest_digest = manifest.digest
     message = f"Registered {total} file{'s' * (total != 1)} (revision {manifest.revision})"
     ended = lifecycle.finish(deps, registration, message, lease=lease)
     if ended is None:
@@ -722,4 +723,6 @@ def fail_poisoned(message: str | bytes, deps: Dependencies) -> bool:
     def ending(r: Registration) -> None:
         r.fail(now, f"Copy failed after repeated attempts: {r.last_error or 'unknown error'}")
 
-    return lifecycle.conclude(deps, registration, ending, lease=None) is not None
+    ended = lifecycle.conclude(deps, registration, ending, lease=None)
+    events.dispatch_quietly(deps, job.owner)
+    return ended is not None

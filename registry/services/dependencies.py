@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from registry.domain.model import utcnow
-from registry.ports import BlobCopier, JobQueue, ModelFiles, ModelSigner, RegistrationStore
+from registry.ports import BlobCopier, EventSink, JobQueue, ModelFiles, ModelSigner, RegistrationStore
 from registry.sealing import Sealer
 from registry.services.limits import Admission
 from registry.settings import Settings
@@ -28,5 +28,6 @@ class Dependencies:
     sealer: Sealer
     admission: Admission = field(default_factory=Admission)
     signer: ModelSigner | None = None  # signs each manifest revision
+    event_sinks: tuple[EventSink, ...] = ()  # where events go besides the model's history
     now: Callable[[], datetime] = utcnow  # the wall clock: leases, timestamps
     monotonic: Callable[[], float] = time.monotonic  # the worker's time budget

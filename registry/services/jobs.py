@@ -6,10 +6,10 @@ import contextlib
 import logging
 
 from registry.domain.errors import AlreadyExists, ConcurrentUpdate, RecordTooLarge, StorageUnavailable
-from registry.domain.jobs import CopyJob, RegisterJob, parse_job
+from registry.domain.jobs import CopyJob, DispatchJob, RegisterJob, parse_job
 from registry.domain.model import ModelKey, Registration
 from registry.identity import Principal
-from registry.services import lifecycle
+from registry.services import events, lifecycle
 from registry.services.copying import process_job
 from registry.services.dependencies import Dependencies
 from registry.services.registration import Conflict, TooLarge, TooMany, Unavailable, register
@@ -28,9 +28,16 @@ def handle_message(body: bytes | str, deps: Dependencies, *, redelivered: bool) 
         job = parse_job(body)
     except ValueError as problem:
         raise UnusableMessage(str(problem)) from None
+    if isinstance(job, DispatchJob):  # a sink that cannot take them raises: the message is retried
+        return f"dispatched {events.dispatch_pending(deps, job.owner)}"
     if isinstance(job, CopyJob):
-        return process_job(job, deps, redelivered=redelivered).value
-    return register_from_queue(job, deps)
+        # Events are delivered when a job starts (what the HTTP side recorded) and after it.
+        events.dispatch_quietly(deps, job.owner)
+        outcome = process_job(job, deps, redelivered=redelivered).value
+    else:
+        outcome = register_from_queue(job, deps)
+    events.dispatch_quietly(deps, job.owner)
+    return outcome
 
 
 def register_from_queue(job: RegisterJob, deps: Dependencies) -> str:
@@ -85,3 +92,4 @@ def fail_after_last_delivery(body: bytes | str, reason: str, deps: Dependencies)
     if registration is None or registration.registration_id != job.registration_id:
         return
     lifecycle.fail(deps, registration, f"Copy failed after repeated attempts: {reason}", lease=None)
+    events.dispatch_quietly(deps, registration.owner)

@@ -56,9 +56,17 @@ def record_revision(deps: Dependencies, registration: Registration) -> Manifest:
 
 
 def _signed(deps: Dependencies, manifest: Manifest) -> Manifest:
-    signature = deps.signer.sign_files(manifest.files) if deps.signer is not None else None
-    key_id = deps.signer.key_id if deps.signer is not None else ""
-    return replace(manifest, digest=digest_of(manifest), key_id=key_id, signature=signature)
+    if deps.signer is None:
+        return replace(manifest, digest=digest_of(manifest))
+    # The model's identity is signed along: the bundle cannot be passed off for another model.
+    identity = {
+        "name": manifest.name,
+        "version": manifest.version,
+        "owner": manifest.owner,
+        "revision": manifest.revision,
+    }
+    signature = deps.signer.sign_files(manifest.files, registry=identity)
+    return replace(manifest, digest=digest_of(manifest), key_id=deps.signer.key_id, signature=signature)
 
 
 def revisions(deps: Dependencies, registration: Registration) -> list[Manifest]:

@@ -21,11 +21,12 @@ from registry.domain.errors import (
     RecordTooLarge,
     StorageUnavailable,
 )
+from registry.domain.events import EventType
 from registry.domain.listing import ModelFilter, ModelSummary, sort_key
 from registry.domain.model import FileProgress, Registration
 from registry.identity import Principal
 from registry.sealing import SealedUnreadable
-from registry.services import deletion
+from registry.services import deletion, events
 from registry.services.catalog import refresh_listing, unlist
 from registry.services.dependencies import Dependencies
 from registry.services.registration import (
@@ -70,7 +71,7 @@ class NotVisible(Exception):
 
 
 @contextmanager
-def _storage() -> Iterator[None]:
+def storage_failures() -> Iterator[None]:
     try:
         yield
     except StorageUnavailable as error:
@@ -81,7 +82,7 @@ def _storage() -> Iterator[None]:
 
 def find_visible(deps: Dependencies, caller: Principal, name: str, version: str, owner: str) -> Registration:
     validate_identifiers(name=name, version=version, owner=owner)
-    with _storage():
+    with storage_failures():
         registration = deps.store.get(owner, name, version)
     if registration is None or not registration.visible_to(caller.id):
         raise NotVisible()
@@ -143,7 +144,7 @@ def list_models(
     merged = heapq.merge(*streams, key=lambda summary: summary.sort_key)
     models: list[ModelSummary] = []
     more = False
-    with _storage():
+    with storage_failures():
         for summary in merged:
             if len(models) == limit:
                 more = True
@@ -161,7 +162,7 @@ def list_models(
 
 
 def files_of(deps: Dependencies, registration: Registration) -> list[FileProgress]:
-    with _storage():
+    with storage_failures():
         progress = {p.target: p for p in deps.store.files(registration)}
     return [progress.get(name) or FileProgress(index=-1, target=name) for name in registration.file_names]
 
@@ -170,7 +171,7 @@ def _served(deps: Dependencies, registration: Registration, target: str) -> File
     """The file's row, if a verified copy of it is served (during an update: the previous one)."""
     if target not in registration.file_names:
         return None
-    with _storage():
+    with storage_failures():
         row = next((p for p in deps.store.files(registration) if p.target == target), None)
     return row if row is not None and row.served else None
 
@@ -181,7 +182,7 @@ def index_page(deps: Dependencies, registration: Registration) -> bytes | None:
     row = _served(deps, registration, target) if target else None
     if row is None:
         return None
-    with _storage():
+    with storage_failures():
         return deps.files.read(registration.blob_path(row.target, row.served_generation), MAX_INDEX_BYTES)
 
 
@@ -196,7 +197,7 @@ def file_url(deps: Dependencies, registration: Registration, path: str, ttl: tim
     row = _served(deps, registration, path)
     if row is None:
         raise NotVisible()
-    with _storage():
+    with storage_failures():
         url = deps.files.read_url(registration.blob_path(row.target, row.served_generation), ttl)
     return FileLink(url, row.served_sha256)
 
@@ -254,19 +255,26 @@ def update_model(deps: Dependencies, caller: Principal, name: str, version: str,
         if update.files:
             _stage_new_files(deps, registration, update.files, update.digests)
         registration.updated_at = deps.now()
-        registration.last_change = change = _change_record(caller, registration.updated_at, changes)
+        registration.last_change = _change_record(caller, registration.updated_at, changes)
+        described = {key: value for key, value in changes.items() if key != "model_files"}
+        if described:  # new files are told by their own event (files_replaced)
+            registration.record(
+                EventType.UPDATED, registration.updated_at, {"by": caller.id, "changes": described}
+            )
         try:
-            _save_update(deps, registration, change)
+            _save_update(deps, registration)
             break
         except ConcurrentUpdate:
             registration = find_own(deps, caller, name, version)
     else:
         raise Conflict("the model kept changing while it was being updated; retry")
-    if update.files:
+    if update.files:  # the worker dispatches the events when it takes the job
         try:
             deps.queue.send(job_for(registration, "update", int(registration.updated_at.timestamp())))
         except StorageUnavailable:  # the sweep picks it up: the update is recorded
             log.warning("could not enqueue the update of %s; the sweep will", registration.key)
+    else:
+        events.dispatch_soon(deps, registration.owner)
     return registration
 
 
@@ -298,10 +306,9 @@ def _apply_update(registration: Registration, update: _Update, context: RequestC
     return changes
 
 
-def _save_update(deps: Dependencies, registration: Registration, change: dict[str, Any]) -> None:
-    with _storage():
-        deps.store.replace(registration)
-        deps.store.record_change(registration, change)
+def _save_update(deps: Dependencies, registration: Registration) -> None:
+    with storage_failures():
+        deps.store.replace(registration)  # with its events
         # After the record: a model made private is unlisted; otherwise the list shows the change.
         if registration.listed_publicly:
             refresh_listing(deps.store, registration)
@@ -335,7 +342,7 @@ def delete_model(deps: Dependencies, caller: Principal, name: str, version: str)
     flight stops), then its listing, file rows and blobs, then the record. If that stops half-way,
     a retried DELETE (or the sweep) finishes it."""
     validate_identifiers(name=name, version=version)
-    with _storage():
+    with storage_failures():
         registration = deps.store.get(caller.id, name, version)
         if registration is None:
             raise NotVisible()
@@ -346,6 +353,7 @@ def delete_model(deps: Dependencies, caller: Principal, name: str, version: str)
         except ConcurrentUpdate:
             raise Conflict("the model kept changing while it was being deleted; retry") from None
         deletion.finish_deletion(deps, registration)
+    events.dispatch_soon(deps, caller.id)
 
 
 # -- cloning ------------------------------------------------------------------------------------
@@ -367,7 +375,7 @@ def _pins(deps: Dependencies, parent: Registration, inherited: list[str]) -> dic
     """The exact blob of each inherited file, as it is now, and its digest if that blob is the one
     the parent hashed: the clone copies that blob or nothing, and inherits the digest."""
     pins: dict[str, dict[str, Any]] = {}
-    with _storage():
+    with storage_failures():
         rows = {p.target: p for p in deps.store.files(parent)}
         for target in inherited:
             row = rows.get(target)
@@ -431,4 +439,7 @@ def clone_model(deps: Dependencies, caller: Principal, name: str, version: str, 
     )
     registration.body_digest = deps.sealer.digest(replay_key)
     seal(deps, registration, secrets.as_dict())
+    registration.record(
+        EventType.CLONED, registration.created_at, {"by": caller.id, "parent": registration.parent}
+    )
     return record_new(deps, registration, replay_key)

@@ -15,6 +15,7 @@ from registry.domain.errors import (
     RecordTooLarge,
     StorageUnavailable,
 )
+from registry.domain.events import Event, EventType
 from registry.domain.jobs import CopyJob
 from registry.domain.model import ModelKey, Registration
 from registry.domain.vocabulary import State
@@ -216,6 +217,7 @@ def register(
     """
     request = parse_registration(body, request_context(name, version, caller, deps.settings))
     registration, replay_key = new_registration(request, name=name, version=version, caller=caller, deps=deps)
+    registration.record(EventType.REGISTERED, registration.created_at, {"by": caller.id})
     return record_new(deps, registration, replay_key, quota=not bulk)
 
 
@@ -240,6 +242,7 @@ def record_new(
                         retry_after=30,
                     )
                 raise AlreadyExists()  # a replay is answered as one, whatever the quota
+            recorded = list(registration.events)  # written with it (the outbox)
             deps.store.insert(registration)
         except AlreadyExists:
             return _existing(deps, registration, replay_key, quota=quota)
@@ -247,7 +250,7 @@ def record_new(
         raise Unavailable("the registry's storage is unavailable; retry later") from error
     except RecordTooLarge as error:
         raise TooLarge(f"the registration is too large to store: {error}") from None
-    _enqueue_or_undo(deps, registration)
+    _enqueue_or_undo(deps, registration, recorded)
     deps.admission.accepted(registration.owner)
     log.info("registration accepted: %s (%d files)", registration.key, len(registration.file_names))
     return registration
@@ -268,12 +271,13 @@ def _existing(
     return _replay(deps, existing, replay_key)
 
 
-def _enqueue_or_undo(deps: Dependencies, registration: Registration) -> None:
+def _enqueue_or_undo(deps: Dependencies, registration: Registration, recorded: list[Event]) -> None:
     try:
         deps.queue.send(job_for(registration))
     except StorageUnavailable as error:
         try:
-            deps.store.delete(registration)
+            # With its events: a registration undone was never accepted, so nobody hears of it.
+            deps.store.delete(registration, unrecord=recorded)
         except Exception:  # the sweep re-enqueues it if it stays
             log.exception("could not undo registration %s after a failed enqueue", registration.key)
         raise Unavailable("the job queue is unavailable; nothing was registered, retry later") from error

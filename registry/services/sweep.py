@@ -1,15 +1,17 @@
 """Upkeep on a timer: re-enqueue registrations that went quiet (a lost message, a dead worker),
-and finish deletes that stopped half-way."""
+finish deletes that stopped half-way, and deliver events still waiting in the outbox."""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import timedelta
 
 from registry.domain.errors import ConcurrentUpdate, StorageUnavailable
 from registry.domain.vocabulary import State
 from registry.services.deletion import finish_pending_deletions
 from registry.services.dependencies import Dependencies
+from registry.services.events import dispatch_all
 from registry.services.registration import job_for
 
 log = logging.getLogger(__name__)
@@ -39,6 +41,13 @@ def requeue_stale(deps: Dependencies) -> int:
     return requeued
 
 
-def sweep(deps: Dependencies) -> tuple[int, int]:
-    """One round of upkeep: (registrations requeued, deletes finished)."""
-    return requeue_stale(deps), finish_pending_deletions(deps)
+@dataclass(frozen=True)
+class Swept:
+    requeued: int  # quiet registrations enqueued again
+    deleted: int  # deletes finished
+    dispatched: int  # events delivered that were still waiting
+
+
+def sweep(deps: Dependencies) -> Swept:
+    """One round of upkeep."""
+    return Swept(requeue_stale(deps), finish_pending_deletions(deps), dispatch_all(deps))

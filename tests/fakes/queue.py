@@ -6,12 +6,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from registry.domain.errors import StorageUnavailable
-from registry.domain.jobs import CopyJob, Job, RegisterJob, parse_job
+from registry.domain.jobs import CopyJob, Job, parse_job
 
 
 @dataclass
 class SentJob:
-    job: CopyJob | RegisterJob
+    job: Job
     delay_seconds: float
 
 

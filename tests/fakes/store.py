@@ -11,21 +11,22 @@ from __future__ import annotations
 import copy
 import itertools
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
 from registry.adapters import table_codec as codec
 from registry.domain.errors import AlreadyExists, ConcurrentUpdate, StorageUnavailable
+from registry.domain.events import Event
 from registry.domain.listing import ModelFilter, ModelSummary
-from registry.domain.model import FileProgress, Manifest, Registration
+from registry.domain.model import FileProgress, Manifest, ModelKey, Registration
 from registry.domain.vocabulary import State
 
 Row = dict[str, Any]
 
 
 class FakeRegistrationStore:
-    """Registrations, file rows, listing rows and the change log in memory."""
+    """Registrations, file rows, listing rows, the outbox and the history in memory."""
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
@@ -34,7 +35,8 @@ class FakeRegistrationStore:
         self._own_rows: dict[tuple[str, str], Row] = {}  # (owner, RowKey) -> listing row
         self._catalog: dict[str, Row] = {}  # RowKey -> listing row, in the "public" partition
         self._files: dict[str, dict[int, FileProgress]] = {}
-        self._changes: dict[str, dict[str, dict[str, Any]]] = {}
+        self._outbox: dict[str, dict[str, Event]] = {}  # owner -> RowKey -> pending event
+        self._history: dict[str, dict[str, Event]] = {}  # model key -> RowKey -> event
         self._manifests: dict[str, dict[int, Manifest]] = {}
         # Method names whose next calls raise StorageUnavailable (a test sets these).
         self.unavailable: set[str] = set()
@@ -67,6 +69,9 @@ class FakeRegistrationStore:
         self._own_rows[(partition, row_key)] = codec.listing_columns(registration)
         for key, row in codec.index_rows(partition, row_key, registration).items():
             self._own_rows[(partition, key)] = row
+        for event in registration.events:  # written with the record, as in one transaction
+            self._outbox.setdefault(registration.owner, {})[codec.event_row_key(event)] = event
+        registration.events = []
         registration.etag = self._new_etag()
         self._records[self._key(registration)] = copy.deepcopy(registration)
         return registration
@@ -102,10 +107,16 @@ class FakeRegistrationStore:
             self._current(registration)
             return self._write(registration)
 
-    def delete(self, registration: Registration) -> None:
+    def delete(self, registration: Registration, *, unrecord: Sequence[Event] = ()) -> None:
         with self._lock:
             self._enter("delete")
             self._current(registration)
+            pending = self._outbox.get(registration.owner, {})
+            keys = [codec.event_row_key(e) for e in unrecord]
+            if any(key not in pending for key in keys):
+                raise ConcurrentUpdate()  # delivered already: the transaction fails
+            for key in keys:
+                del pending[key]
             self._drop_own_rows(registration)
             del self._records[self._key(registration)]
 
@@ -209,19 +220,38 @@ class FakeRegistrationStore:
             lambda row: row["owner"] != exclude_owner and filters.owner in (None, row["owner"]),
         )
 
-    # -- the change log --
+    # -- the outbox and the history --
 
-    def record_change(self, registration: Registration, change: dict[str, Any]) -> None:
+    def pending_events(self, owner: str) -> list[Event]:
         with self._lock:
-            self._enter("record_change")
-            entity = codec.change_entity(registration, change)
-            self._changes.setdefault(registration.key, {})[entity["RowKey"]] = copy.deepcopy(change)
+            self._enter("pending_events")
+            pending = self._outbox.get(owner, {})
+            return [pending[k] for k in sorted(pending)]
 
-    def changes(self, registration: Registration) -> list[dict[str, Any]]:
+    def delivered(self, owner: str, event: Event) -> None:
         with self._lock:
-            self._enter("changes")
-            rows = self._changes.get(registration.key, {})
-            return [copy.deepcopy(rows[k]) for k in sorted(rows)]
+            self._enter("delivered")
+            self._outbox.get(owner, {}).pop(codec.event_row_key(event), None)
+
+    def owners_with_pending_events(self) -> Iterator[str]:
+        with self._lock:
+            self._enter("owners_with_pending_events")
+            owners = sorted(owner for owner, pending in self._outbox.items() if pending)
+        yield from owners
+
+    def record_history(self, events: Sequence[Event]) -> None:
+        with self._lock:
+            self._enter("record_history")
+            for event in events:
+                partition = codec.history_partition(event.owner, event.name, event.version)
+                self._history.setdefault(partition, {})[codec.history_row_key(event.time, event.id)] = event
+
+    def history(self, key: ModelKey, limit: int, after: tuple[datetime, str] | None = None) -> list[Event]:
+        with self._lock:
+            self._enter("history")
+            rows = self._history.get(codec.history_partition(key.owner, key.name, key.version), {})
+            low = codec.history_row_key(*after) if after is not None else ""
+            return [rows[k] for k in sorted(rows) if k > low][:limit]
 
     # -- manifests --
 
@@ -278,10 +308,10 @@ class FakeRegistrationStore:
         with self._lock:
             return sorted(p for p, rows in self._files.items() if rows)
 
-    def peek_changes(self, registration: Registration) -> list[dict[str, Any]]:
+    def peek_outbox(self) -> list[Event]:
+        """Every pending event, of every owner."""
         with self._lock:
-            rows = self._changes.get(registration.key, {})
-            return [copy.deepcopy(rows[k]) for k in sorted(rows)]
+            return [e for pending in self._outbox.values() for _, e in sorted(pending.items())]
 
     def update(self, owner: str, name: str, version: str, **changes: Any) -> Registration:
         """Change a stored registration as another process would (its etag changes)."""

@@ -16,7 +16,7 @@ from azure.storage.queue import QueueClient
 
 from registry.adapters.blobs import AzureBlobCopier
 from registry.domain.errors import SourceError, StorageUnavailable
-from registry.domain.jobs import CopyJob
+from registry.domain.jobs import CopyJob, parse_job
 from registry.domain.listing import ModelFilter
 from registry.domain.model import Registration
 from registry.domain.vocabulary import State
@@ -25,6 +25,7 @@ from registry.ports import ModelFiles
 from registry.services import models as service
 from registry.services.copying import Outcome, process_job
 from registry.services.dependencies import Dependencies
+from registry.services.jobs import handle_message
 from registry.services.registration import Unavailable, register
 from registry.services.sweep import sweep
 from tests.conftest import Sources
@@ -69,7 +70,11 @@ def _copy(deps: Dependencies) -> list[Outcome]:
         if not messages:
             return outcomes
         for message in messages:
-            outcomes.append(process_job(CopyJob.from_json(base64.b64decode(message.content)), deps))
+            job = parse_job(base64.b64decode(message.content))
+            if isinstance(job, CopyJob):
+                outcomes.append(process_job(job, deps))
+            else:  # an owner's events to dispatch (a PATCH or DELETE asks for that)
+                handle_message(job.to_json(), deps, redelivered=False)
             client.delete_message(message)
     raise AssertionError("the queue never drained")
 
@@ -166,8 +171,7 @@ def test_the_sweep_finishes_a_delete_left_half_way(deps: Dependencies, sources: 
     assert old is not None
     with pytest.raises(Unavailable):
         service.delete_model(dataclasses.replace(deps, files=FailingOnce(deps.files)), ALICE, "bert", "2.0")
-    _, deleted = sweep(deps)
-    assert deleted >= 1
+    assert sweep(deps).deleted >= 1
     assert deps.store.get("alice", "bert", "2.0") is None
     assert _stored(deps, old, "w.bin") is None
 

@@ -97,7 +97,8 @@ def test_the_sweep_finishes_a_delete_that_stopped_half_way(world: World) -> None
     with pytest.raises(Unavailable):
         world.delete()
     world.copier.fail_deletes = False
-    assert sweep(world.deps) == (0, 1)
+    swept = sweep(world.deps)
+    assert (swept.requeued, swept.deleted) == (0, 1)
     assert world.store.all() == []
     assert world.copier.blobs_under(registration.blob_prefix) == []
     assert world.store.file_partitions() == []

@@ -449,7 +449,7 @@ def test_making_a_private_model_public_lists_it_and_records_who_when_and_what(wo
         "changes": {"private": {"from": True, "to": False}},
     }
     assert record.last_change == updated.last_change == change
-    assert world.store.changes(record) == [change]
+    assert world.updates() == [change["changes"]]
     assert [key(m) for m in world.store.catalog()] == [f"codegen/1.0/{ALICE.id}"]
     assert world.find(BOB).private is False
     assert world.listing(BOB) == [f"codegen/1.0/{ALICE.id}"]
@@ -479,14 +479,16 @@ def test_each_change_is_logged_newest_first(world: World) -> None:
     ):
         world.now.advance(10)
         world.update(body, caller=ALICE)
-        assert len(world.store.changes(world.record(ALICE))) == i + 1
-    log = world.store.changes(world.record(ALICE))
-    assert [c["changes"] for c in log] == [
+        assert len(world.updates()) == i + 1
+    log = world.updates()
+    assert log == [
         {"model_metainfo": ["num_params"]},
         {"description": {"from": "A small test model", "to": "Second"}},
         {"private": {"from": True, "to": False}},
     ]
-    assert world.record(ALICE).last_change == log[0]
+    last_change = world.record(ALICE).last_change
+    assert last_change is not None
+    assert last_change["changes"] == log[0]
 
 
 def test_a_patch_that_changes_nothing_records_nothing(world: World) -> None:
@@ -494,7 +496,7 @@ def test_a_patch_that_changes_nothing_records_nothing(world: World) -> None:
     before = world.record(ALICE)
     world.update({"model_config": {"private": True, "description": before.description}})
     assert world.record(ALICE) == before
-    assert world.store.changes(before) == []
+    assert world.updates() == []
 
 
 def test_description_update_is_stored_and_refreshes_the_public_listing(world: World) -> None:
@@ -576,7 +578,7 @@ def test_a_patch_of_only_an_empty_section_is_invalid_and_records_nothing(world: 
         assert field_names(raised) & {"body", section}
     finally:
         assert world.record(ALICE) == before
-        assert world.store.changes(before) == []
+        assert world.updates() == []
 
 
 def test_replacing_a_file_recopies_it_while_the_previous_one_stays_served(world: World) -> None:
@@ -685,16 +687,19 @@ def test_delete_removes_the_record_listing_file_progress_and_blobs_and_keeps_the
     world: World,
 ) -> None:
     world.register(private=True)
+    world.now.advance(60)
     world.update({"model_config": {"private": False}})
     registration = world.record(ALICE)
     assert world.store.catalog()
+    world.now.advance(60)
     world.delete()
     assert world.store.peek(ALICE.id, "codegen", "1.0") is None
     assert world.store.peek_files(registration) == []
-    # The change log stays: its owner can read the history of a model they deleted.
-    assert [c["changes"] for c in world.store.peek_changes(registration)] == [
-        {"private": {"from": True, "to": False}}
-    ]
+    # The history stays: its owner can read the history of a model they deleted.
+    assert world.updates() == [{"private": {"from": True, "to": False}}]
+    kinds = [e.type.short for e in world.history()]
+    assert kinds[:2] == ["deleted", "updated"]
+    assert sorted(kinds[2:]) == ["finished", "registered"]  # at one moment of the fake clock
     assert world.store.catalog() == []
     assert world.copier.blobs_under(registration.blob_path("")) == []
     assert world.listing(ALICE) == world.listing(BOB) == []
