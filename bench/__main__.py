@@ -11,7 +11,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 
-from bench import bulk, cli_upload, download, listing, model_copy, registration
+from bench import bulk, catalog, cli_upload, download, listing, model_copy, registration
 from bench.report import Figure, summary
 
 Runner = Callable[[bool], Sequence[Figure]]
@@ -28,6 +28,7 @@ BENCHMARKS: dict[str, Runner] = {
     "cli_upload": lambda quick: cli_upload.run(
         cli_upload.UploadPlan.quick() if quick else cli_upload.UploadPlan()
     ),
+    "catalog": lambda quick: catalog.run(catalog.CatalogPlan.quick() if quick else catalog.CatalogPlan()),
 }
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import requests
 from azure.core.pipeline.transport import RequestsTransport
 from azure.data.tables import TableServiceClient
+from azure.eventgrid import EventGridPublisherClient
 from azure.identity import DefaultAzureCredential
 from azure.servicebus import ServiceBusClient
 from azure.storage.blob import BlobServiceClient
@@ -20,9 +21,11 @@ from azure.storage.queue import QueueClient, TextBase64EncodePolicy
 from requests.adapters import HTTPAdapter
 
 from registry.adapters.blobs import AzureBlobCopier, AzureModelFiles
+from registry.adapters.eventgrid import EventGridSink
 from registry.adapters.queues import StorageJobQueue
 from registry.adapters.servicebus import ServiceBusJobQueue
 from registry.adapters.tables import TableNames, TableRegistrationStore
+from registry.ports import EventSink
 from registry.sealing import Sealer
 from registry.services.dependencies import Dependencies
 from registry.services.limits import Admission
@@ -61,7 +64,20 @@ def build(settings: Settings, **overrides: Any) -> Dependencies:
     parts.setdefault("admission", Admission(settings.quotas.rate_limits))
     if "signer" not in parts:
         parts["signer"] = model_signer_from_settings(settings)
+    if "event_sinks" not in parts:
+        parts["event_sinks"] = _event_sinks(settings)
     return Dependencies(settings=settings, **parts)
+
+
+def _event_sinks(settings: Settings) -> tuple[EventSink, ...]:
+    sinks: list[EventSink] = []
+    if settings.event_grid_endpoint:
+        # The app's one identity, which holds EventGrid Data Sender on the topic (infra/main.bicep).
+        publisher = EventGridPublisherClient(
+            settings.event_grid_endpoint, _credential(settings.storage_client_id)
+        )
+        sinks.append(EventGridSink(publisher, settings.base_url))
+    return tuple(sinks)
 
 
 def _storage_adapters(settings: Settings, transport: RequestsTransport) -> dict[str, Any]:

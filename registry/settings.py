@@ -92,6 +92,10 @@ class Settings:
     signing_key_pem: bytes | None = None
     signing_key_uri: str | None = None
     signing_previous_public_keys: tuple[bytes, ...] = ()
+    # Events: the CloudEvents `source` (the registry's base URL), and the Event Grid topic they are
+    # published to (none: no Event Grid).
+    base_url: str = "http://127.0.0.1:7071"
+    event_grid_endpoint: str | None = None
 
     @property
     def trusts_principal_headers(self) -> bool:
@@ -188,6 +192,33 @@ def _signing(
                 "REGISTRY_SIGNING_KEY_ID must be a Key Vault key URI, https://<vault>.vault.azure.net/keys/<name>/<version>"
             )
     return (local[0] if local else None), uri, previous
+
+
+def _base_url(env: Mapping[str, str], running_in_azure: bool) -> str:
+    """REGISTRY_BASE_URL (a custom domain), else the app's own host name in Azure."""
+    raw = (env.get("REGISTRY_BASE_URL") or "").strip().rstrip("/")
+    if not raw:
+        host = env.get("WEBSITE_HOSTNAME") if running_in_azure else None
+        return f"https://{host}" if host else "http://127.0.0.1:7071"
+    parts = urlsplit(raw)
+    if parts.scheme not in ("https", "http") or not parts.hostname or parts.query or parts.fragment:
+        raise SettingsError(f"REGISTRY_BASE_URL must be an https URL without query, not {raw!r}")
+    if running_in_azure and parts.scheme != "https":
+        raise SettingsError("REGISTRY_BASE_URL must be https in Azure")
+    return raw
+
+
+def _event_grid_endpoint(env: Mapping[str, str]) -> str | None:
+    raw = (env.get("REGISTRY_EVENT_GRID_ENDPOINT") or "").strip()
+    if not raw:
+        return None
+    parts = urlsplit(raw)
+    if parts.scheme != "https" or not parts.hostname:
+        raise SettingsError(
+            "REGISTRY_EVENT_GRID_ENDPOINT must be an Event Grid topic endpoint, "
+            f"https://<topic>.<region>-1.eventgrid.azure.net/api/events, not {raw!r}"
+        )
+    return raw
 
 
 def _rate_limits(env: Mapping[str, str]) -> tuple[tuple[int, float], ...]:
@@ -309,6 +340,8 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         signing_key_pem=signing_key_pem,
         signing_key_uri=signing_key_uri,
         signing_previous_public_keys=signing_previous,
+        base_url=_base_url(env, running_in_azure),
+        event_grid_endpoint=_event_grid_endpoint(env),
     )
 
 

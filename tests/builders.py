@@ -9,7 +9,7 @@ from typing import Any
 
 from registry.bootstrap import build
 from registry.domain.model import Registration
-from registry.ports import JobQueue, RegistrationStore
+from registry.ports import EventSink, JobQueue, RegistrationStore
 from registry.sealing import Sealer
 from registry.services.dependencies import Dependencies
 from registry.services.limits import Admission
@@ -137,6 +137,7 @@ def make_deps(
     now: FakeClock | None = None,
     sealer: Sealer | None = None,
     monotonic: Callable[[], float] | None = None,
+    event_sinks: tuple[EventSink, ...] = (),
 ) -> Dependencies:
     """Dependencies on fakes (each made fresh unless given); no rate limit."""
     blobs = blobs or FakeBlobCopier()
@@ -149,6 +150,7 @@ def make_deps(
         sealer=sealer or Sealer(TEST_SEALING_KEY),
         admission=Admission(),
         now=now or FakeClock(),
+        event_sinks=event_sinks,
         **({"monotonic": monotonic} if monotonic else {}),
     )
 

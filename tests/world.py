@@ -24,6 +24,7 @@ from registry.services import history
 from registry.services import models as service
 from registry.services.copying import MIB, CopyPolicy, Outcome, process_job
 from registry.services.dependencies import Dependencies
+from registry.services.events import dispatch_all
 from registry.services.registration import register
 from registry.settings import Settings
 from tests.builders import (
@@ -34,7 +35,14 @@ from tests.builders import (
     served_bytes,
     source_url,
 )
-from tests.fakes import REGISTRY_CONTAINER_URL, FakeBlobCopier, FakeClock, FakeJobQueue, FakeRegistrationStore
+from tests.fakes import (
+    REGISTRY_CONTAINER_URL,
+    FakeBlobCopier,
+    FakeClock,
+    FakeJobQueue,
+    FakeRegistrationStore,
+    RecordingSink,
+)
 
 ALICE = Principal("alice-oid-0001", "alice@contoso.com")
 BOB = Principal("bob-oid-0002", "bob@contoso.com")
@@ -71,6 +79,7 @@ class World:
     # blob path -> the bytes a finished copy must hold there
     expected: dict[str, bytes] = field(default_factory=dict)
     monotonic: Callable[[], float] = time.monotonic  # the worker's budget clock
+    sink: RecordingSink = field(default_factory=RecordingSink)  # where events are delivered
     # The last request body registered, and the files registered under each name.
     last_body: dict[str, Any] = field(default_factory=dict)
     files_of: dict[str, dict[str, bytes]] = field(default_factory=dict)
@@ -85,6 +94,7 @@ class World:
             now=self.now,
             sealer=self.sealer,
             monotonic=self.monotonic,
+            event_sinks=(self.sink,),
         )
 
     # -- registering and copying --
@@ -127,6 +137,11 @@ class World:
                 return outcomes
             outcomes += [self.process(job) for job in jobs]
         raise AssertionError("the queue never drained")
+
+    def delivered(self) -> list[Event]:
+        """Dispatch every pending event (as the sweep does); everything the sink received so far."""
+        dispatch_all(self.deps)
+        return self.sink.received
 
     def record(self, caller: Principal, name: str = "codegen", version: str = "1.0") -> Registration:
         found = self.store.peek(caller.id, name, version)

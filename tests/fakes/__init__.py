@@ -7,6 +7,7 @@ re-implementing them; tests/contract runs the same suite against a fake and the 
 
 from tests.fakes.blobs import REGISTRY_CONTAINER_URL, FakeBlobCopier, SimulatedCrash, StageCall
 from tests.fakes.clock import T0, FakeClock
+from tests.fakes.events import RecordingSink
 from tests.fakes.queue import FakeJobQueue, SentJob
 from tests.fakes.store import FakeRegistrationStore
 
@@ -17,6 +18,7 @@ __all__ = [
     "FakeClock",
     "FakeJobQueue",
     "FakeRegistrationStore",
+    "RecordingSink",
     "SentJob",
     "SimulatedCrash",
     "StageCall",
