@@ -29,8 +29,7 @@ from pydantic import (
     field_validator,
 )
 
-from registry.domain.vocabulary import LANGUAGE_TYPES, DataType, ModelType
-from registry.signing.bundle import GIT_PATHS, IGNORED_PATHS
+from registry.domain.vocabulary import GIT_PATHS, IGNORED_PATHS, LANGUAGE_TYPES, DataType, ModelType
 from registry.sources import SourceRefused, check_source_url
 
 # Path words of the API: a name, version or owner spelled like one would shadow a route.
