@@ -1,4 +1,4 @@
-"""`python -m bench [--quick] [--only NAME]`: run the benchmarks (all, or the one named).
+"""`python -m bench [--quick] [--only NAME]`: run the benchmarks (NAME: one of BENCHMARKS below).
 
 Human lines first, one per figure; the last line of stdout is one JSON object with every figure,
 its baseline, ratio and target.
@@ -11,7 +11,17 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 
-from bench import bulk, catalog, download, listing, model_copy, recovery, registration, round_trips
+from bench import (
+    bulk,
+    catalog,
+    cli_upload,
+    download,
+    listing,
+    model_copy,
+    recovery,
+    registration,
+    round_trips,
+)
 from bench.report import Figure, summary
 
 Runner = Callable[[bool], Sequence[Figure]]
@@ -19,7 +29,7 @@ BENCHMARKS: dict[str, Runner] = {
     "registration": lambda quick: registration.run(
         registration.RegistrationPlan.quick() if quick else registration.RegistrationPlan()
     ),
-    "round-trips": lambda quick: round_trips.run(
+    "round_trips": lambda quick: round_trips.run(
         round_trips.RoundTripPlan.quick() if quick else round_trips.RoundTripPlan()
     ),
     "copy": lambda quick: model_copy.run(model_copy.CopyPlan.quick() if quick else model_copy.CopyPlan()),
@@ -30,6 +40,9 @@ BENCHMARKS: dict[str, Runner] = {
     "bulk": lambda quick: bulk.run(bulk.BulkPlan.quick() if quick else bulk.BulkPlan()),
     "download": lambda quick: download.run(
         download.DownloadPlan.quick() if quick else download.DownloadPlan()
+    ),
+    "cli_upload": lambda quick: cli_upload.run(
+        cli_upload.UploadPlan.quick() if quick else cli_upload.UploadPlan()
     ),
     "catalog": lambda quick: catalog.run(catalog.CatalogPlan.quick() if quick else catalog.CatalogPlan()),
 }
