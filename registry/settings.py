@@ -92,6 +92,14 @@ class Settings:
     signing_key_pem: bytes | None = None
     signing_key_uri: str | None = None
     signing_previous_public_keys: tuple[bytes, ...] = ()
+    # The registry's own address: the CloudEvents `source` of every event it sends.
+    base_url: str = "http://127.0.0.1:7071"
+    # Webhooks (registry/services/webhooks.py): their tables, how many one owner may have, and the
+    # first retry delay (the schedule grows from it; see registry/domain/webhooks.py).
+    webhooks_table: str = "webhooks"
+    webhook_deliveries_table: str = "webhookdeliveries"
+    max_webhooks: int = 25
+    webhook_retry_base_seconds: float = 30.0
 
     @property
     def trusts_principal_headers(self) -> bool:
@@ -256,6 +264,18 @@ def _check_development_only(
     return dev_mode, allow_insecure
 
 
+def _base_url(env: Mapping[str, str], running_in_azure: bool) -> str:
+    """REGISTRY_BASE_URL, or where the app is reached: its host name in Azure, the local host here."""
+    raw = (env.get("REGISTRY_BASE_URL") or "").strip().rstrip("/")
+    if not raw:
+        hostname = env.get("WEBSITE_HOSTNAME") if running_in_azure else None
+        return f"https://{hostname}" if hostname else "http://127.0.0.1:7071"
+    parts = urlsplit(raw)
+    if parts.scheme not in ("https", "http") or not parts.hostname or parts.query or parts.fragment:
+        raise SettingsError(f"REGISTRY_BASE_URL must be an absolute http(s) URL, not {raw!r}")
+    return raw
+
+
 def load_settings(env: Mapping[str, str]) -> Settings:
     running_in_azure = bool(env.get("WEBSITE_INSTANCE_ID") or env.get("WEBSITE_SITE_NAME"))
     connection_string = env.get(STORAGE_CONNECTION) or None
@@ -309,6 +329,11 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         signing_key_pem=signing_key_pem,
         signing_key_uri=signing_key_uri,
         signing_previous_public_keys=signing_previous,
+        base_url=_base_url(env, running_in_azure),
+        webhooks_table=env.get("REGISTRY_WEBHOOKS_TABLE", "webhooks"),
+        webhook_deliveries_table=env.get("REGISTRY_WEBHOOK_DELIVERIES_TABLE", "webhookdeliveries"),
+        max_webhooks=int(_number(env, "REGISTRY_MAX_WEBHOOKS", 25, 1)),
+        webhook_retry_base_seconds=_number(env, "REGISTRY_WEBHOOK_RETRY_BASE_SECONDS", 30, 0.1),
     )
 
 

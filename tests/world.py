@@ -20,10 +20,11 @@ from registry.domain.listing import ModelFilter
 from registry.domain.model import ModelKey, Registration
 from registry.identity import Principal
 from registry.sealing import Sealer
-from registry.services import history
+from registry.services import events, history
 from registry.services import models as service
 from registry.services.copying import MIB, CopyPolicy, Outcome, process_job
 from registry.services.dependencies import Dependencies
+from registry.services.jobs import handle_message
 from registry.services.registration import register
 from registry.settings import Settings
 from tests.builders import (
@@ -34,7 +35,15 @@ from tests.builders import (
     served_bytes,
     source_url,
 )
-from tests.fakes import REGISTRY_CONTAINER_URL, FakeBlobCopier, FakeClock, FakeJobQueue, FakeRegistrationStore
+from tests.fakes import (
+    REGISTRY_CONTAINER_URL,
+    FakeBlobCopier,
+    FakeClock,
+    FakeJobQueue,
+    FakeRegistrationStore,
+    FakeWebhookClient,
+    FakeWebhookStore,
+)
 
 ALICE = Principal("alice-oid-0001", "alice@contoso.com")
 BOB = Principal("bob-oid-0002", "bob@contoso.com")
@@ -74,6 +83,9 @@ class World:
     # The last request body registered, and the files registered under each name.
     last_body: dict[str, Any] = field(default_factory=dict)
     files_of: dict[str, dict[str, bytes]] = field(default_factory=dict)
+    # Webhooks: the subscriptions and delivery logs, and the subscribers' side of every POST.
+    webhooks: FakeWebhookStore = field(default_factory=FakeWebhookStore)
+    receiver: FakeWebhookClient = field(default_factory=FakeWebhookClient)
 
     @property
     def deps(self) -> Dependencies:
@@ -85,6 +97,8 @@ class World:
             now=self.now,
             sealer=self.sealer,
             monotonic=self.monotonic,
+            webhooks=self.webhooks,
+            webhook_client=self.receiver,
         )
 
     # -- registering and copying --
@@ -127,6 +141,19 @@ class World:
                 return outcomes
             outcomes += [self.process(job) for job in jobs]
         raise AssertionError("the queue never drained")
+
+    def pump(self, limit: int = 200) -> list[str]:
+        """Deliver every pending event as the worker would: dispatch the outboxes, then run every
+        dispatch and webhook job that is due now (delayed ones, retries, stay queued)."""
+        outcomes: list[str] = []
+        for _ in range(limit):
+            events.dispatch_all(self.deps)
+            due = [s for s in self.queue.sent if not isinstance(s.job, CopyJob) and not s.delay_seconds]
+            if not due:
+                return outcomes
+            self.queue.sent = [s for s in self.queue.sent if s not in due]
+            outcomes += [handle_message(s.job.to_json(), self.deps, redelivered=False) for s in due]
+        raise AssertionError("the jobs never ended")
 
     def record(self, caller: Principal, name: str = "codegen", version: str = "1.0") -> Registration:
         found = self.store.peek(caller.id, name, version)

@@ -9,6 +9,7 @@ from tests.fakes.blobs import REGISTRY_CONTAINER_URL, FakeBlobCopier, SimulatedC
 from tests.fakes.clock import T0, FakeClock
 from tests.fakes.queue import FakeJobQueue, SentJob
 from tests.fakes.store import FakeRegistrationStore
+from tests.fakes.webhooks import FakeWebhookClient, FakeWebhookStore, Post
 
 __all__ = [
     "REGISTRY_CONTAINER_URL",
@@ -17,6 +18,9 @@ __all__ = [
     "FakeClock",
     "FakeJobQueue",
     "FakeRegistrationStore",
+    "FakeWebhookClient",
+    "FakeWebhookStore",
+    "Post",
     "SentJob",
     "SimulatedCrash",
     "StageCall",

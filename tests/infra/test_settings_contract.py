@@ -39,6 +39,7 @@ PLATFORM_INJECTED = {
     "WEBSITE_INSTANCE_ID": "the instance id on App Service plans and classic Consumption; not on Flex",
     "WEBSITE_AUTH_ENABLED": "'True' when App Service Authentication (authsettingsV2) is on",
     "WEBSITE_AUTH_V2_CONFIG_JSON": "the authsettingsV2 configuration, where App Service injects it",
+    "WEBSITE_HOSTNAME": "the app's default host name (the registry's base URL unless REGISTRY_BASE_URL)",
 }
 # What a Flex Consumption instance of this deployment sees (Easy Auth on).
 INJECTED_VALUES = {
@@ -47,6 +48,7 @@ INJECTED_VALUES = {
     "CONTAINER_NAME": "func-registry-test_0123abcd",
     "LEGION_SERVICE_HOST": "10.0.0.1",
     "WEBSITE_AUTH_ENABLED": "True",
+    "WEBSITE_HOSTNAME": "func-registry-test.azurewebsites.net",
 }
 
 # Read by the code, deliberately absent in Azure, where the default is the safe production choice.
@@ -57,6 +59,8 @@ SAFE_DEFAULTS = {
     "the host use the identity-based AzureWebJobsStorage__* settings (shared keys are off)",
     "ServiceBusConnection": "a Service Bus connection string, for the emulator; absent, the identity-based "
     "ServiceBusConnection__* settings are used (local auth is off on the namespace)",
+    "REGISTRY_BASE_URL": "the registry's address, the events' source; absent, https://<WEBSITE_HOSTNAME> "
+    "(set it when a custom domain fronts the app)",
 }
 
 # Set by the Bicep for the Functions host or platform (it may be read by the code too).
@@ -165,6 +169,9 @@ def test_production_settings_load_with_production_values(loaded: tuple[Settings,
     assert settings.stale_after_seconds == 900
     assert settings.signing_key_uri == SIGNING_KEY_URI and settings.signing_key_pem is None
     assert settings.signing_previous_public_keys == ()
+    assert settings.base_url == "https://func-registry-test.azurewebsites.net"
+    assert (settings.webhooks_table, settings.webhook_deliveries_table) == ("webhooks", "webhookdeliveries")
+    assert settings.max_webhooks == 25 and settings.webhook_retry_base_seconds == 30
 
 
 def test_every_setting_the_code_reads_is_provisioned(loaded: tuple[Settings, set[str]]) -> None:
