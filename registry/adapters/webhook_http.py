@@ -80,14 +80,10 @@ class PinnedWebhookClient:
             response = connection.getresponse()
             response.read(MAX_ANSWER_BYTES)  # a little of the answer, so the receiver is not cut off
             return Attempt(response.status, "", _ms(started))
-        except TimeoutError:
-            return Attempt(None, "timed out", _ms(started))
-        except ConnectionRefusedError:
-            return Attempt(None, "connection refused", _ms(started))
         except (OSError, http.client.HTTPException, urllib3.exceptions.HTTPError, ValueError) as error:
             if time.monotonic() - started >= self.total_seconds:
                 return Attempt(None, f"took longer than {self.total_seconds:.0f} s", _ms(started))
-            return Attempt(None, f"connection failed ({type(error).__name__})", _ms(started))
+            return Attempt(None, _why(error), _ms(started))
         finally:
             watchdog.cancel()
             connection.close()
@@ -112,6 +108,24 @@ def _abort(connection: HTTPConnection) -> None:
     if sock is not None:
         with contextlib.suppress(OSError):
             sock.shutdown(socket.SHUT_RDWR)
+
+
+def _why(error: BaseException) -> str:
+    """What went wrong, in a few words (urllib3 wraps the socket's errors: look inside; its
+    NewConnectionError is a ConnectTimeoutError too, so the socket's own error decides)."""
+    chain: list[BaseException] = []
+    seen: BaseException | None = error
+    while seen is not None and len(chain) < 10:
+        chain.append(seen)
+        seen = seen.__cause__ or seen.__context__
+    if any(isinstance(e, ConnectionRefusedError) for e in chain):
+        return "connection refused"
+    if any(isinstance(e, TimeoutError) for e in chain) or (
+        isinstance(error, urllib3.exceptions.TimeoutError)
+        and not isinstance(error, urllib3.exceptions.NewConnectionError)
+    ):
+        return "timed out"
+    return f"connection failed ({type(error).__name__})"
 
 
 def _ms(started: float) -> int:
