@@ -185,6 +185,7 @@ def delivery_entity(d: Delivery) -> dict[str, Any]:
         "response_status": d.response_status if d.response_status is not None else -1,
         "error": d.error,
         "duration_ms": d.duration_ms if d.duration_ms is not None else -1,
+        "claimed_until": _time(d.claimed_until),
         "event_z": zlib.compress(json.dumps(event_document(d.event)).encode()),
     }
 
@@ -209,5 +210,6 @@ def delivery(entity: Any) -> Delivery:
         response_status=status if status >= 0 else None,
         error=entity.get("error", ""),
         duration_ms=duration if duration >= 0 else None,
+        claimed_until=_maybe(entity.get("claimed_until")),
         etag=entity.metadata["etag"] if hasattr(entity, "metadata") else None,
     )

@@ -214,6 +214,7 @@ class Delivery:
     response_status: int | None = None
     error: str = ""
     duration_ms: int | None = None
+    claimed_until: datetime | None = None  # an attempt is being made until then (by one job alone)
     etag: str | None = None
 
     @property
@@ -228,6 +229,7 @@ class Delivery:
         self.error = attempt.error[:300]
         self.duration_ms = attempt.duration_ms
         self.next_attempt_at = None
+        self.claimed_until = None
         if attempt.ok:
             self.status = DeliveryStatus.DELIVERED
             self.delivered_at = now

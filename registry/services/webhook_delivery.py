@@ -9,24 +9,33 @@ model name per batch). Each gets a delivery record, created with a key made of t
 repeated dispatch finds it and sends nothing twice, and a delivery job.
 
 Cost per event: 1 + (3 if public) Table queries per batch, plus per subscription that wants it
-one Table insert and one queue message. Per attempt: two point reads (delivery, subscription), the
-POST, one write of the delivery (If-Match) and, while retrying, one queue message; the
-subscription is written only when its health changes (it starts or stops failing, or is disabled).
+one Table insert and one queue message. Per attempt: two point reads (delivery, subscription), two
+writes of the delivery (If-Match: the claim, then the outcome), the POST and, while retrying, one
+queue message; the subscription is written only when its health changes (it starts or stops
+failing, or is disabled).
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import logging
 import random
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from registry.domain.errors import ConcurrentUpdate
 from registry.domain.events import Event
 from registry.domain.jobs import DeliveryJob
-from registry.domain.webhooks import Attempt, Delivery, DeliveryStatus, Subscription, signature_headers
+from registry.domain.webhooks import (
+    Attempt,
+    Confidential,
+    Delivery,
+    DeliveryStatus,
+    Subscription,
+    signature_headers,
+)
 from registry.ports import JobQueue, WebhookStore
 from registry.sealing import SealedUnreadable
 from registry.services.dependencies import Dependencies
@@ -34,6 +43,7 @@ from registry.services.webhooks import confidential
 
 log = logging.getLogger(__name__)
 _rng = random.Random()
+CLAIM = timedelta(seconds=60)  # an attempt is claimed this long: longer than any POST takes
 
 
 def job_for(delivery: Delivery, *, once: bool = False, sequence: int = 0) -> DeliveryJob:
@@ -82,10 +92,12 @@ class WebhookFanout:
         return list(found)
 
     def _deliver(self, owner: str, subscription_id: str, event: Event) -> None:
-        delivery = Delivery(owner, subscription_id, event, created_at=self.now())
+        now = self.now()
+        delivery = Delivery(owner, subscription_id, event, created_at=now)
         if not self.webhooks.add_delivery(delivery):
-            # Handed over again (a dispatch that stopped half-way): send its first job again only if
-            # it may have been lost; the job itself drops a duplicate.
+            # Handed over again: by a dispatch that stopped between the record and its job, or by
+            # a concurrent one. The first job is sent again unless an attempt was made; a duplicate
+            # job finds the attempt claimed or made, and sends nothing.
             existing = self.webhooks.delivery(owner, subscription_id, event.time, event.id)
             if existing is None or existing.attempts or existing.status is not DeliveryStatus.PENDING:
                 return
@@ -93,29 +105,21 @@ class WebhookFanout:
 
 
 def deliver(deps: Dependencies, job: DeliveryJob, rng: random.Random = _rng) -> str:
-    """One attempt of one delivery; returns what became of it. A job for an attempt already made
-    (a duplicate, or one overtaken by a redelivery) does nothing."""
-    store = deps.webhooks
-    delivery = store.delivery(
-        job.owner, job.subscription_id, datetime.fromisoformat(job.event_time), job.event_id
-    )
-    if delivery is None:
-        return "gone"
-    if delivery.status is not DeliveryStatus.PENDING or delivery.attempts != job.attempt:
-        return "stale"
-    subscription = store.subscription(job.owner, job.subscription_id)
-    if subscription is None:
-        return "gone"
-    reason = _not_sent_because(subscription, delivery.event)
-    if reason:
-        delivery.skip(reason)
-        return _saved(deps, delivery)
-    try:
-        secrets = confidential(deps, subscription)
-    except SealedUnreadable:
-        delivery.give_up("the webhook's secret was sealed with a key that is no longer configured")
-        return _saved(deps, delivery)
+    """One attempt of one delivery; returns what became of it. The attempt is claimed first (If-Match),
+    so duplicates of a job never POST twice: a job for an attempt already made does nothing, one
+    for an attempt claimed by another comes back when the claim ends (its holder may have died)."""
+    ready = _ready(deps, job)
+    if isinstance(ready, str):
+        return ready
+    delivery, subscription, secrets = ready
     now = deps.now()
+    if delivery.claimed_until is not None and delivery.claimed_until > now:
+        later = dataclasses.replace(job, sequence=int(now.timestamp() * 1000))
+        deps.queue.send(later, delay_seconds=(delivery.claimed_until - now).total_seconds() + 1)
+        return "busy"
+    delivery.claimed_until = now + CLAIM
+    if _saved(deps, delivery) == "raced":
+        return "raced"
     body = json.dumps(delivery.event.cloud_event(deps.settings.base_url), separators=(",", ":"))
     headers = signature_headers(delivery.event.id, body, secrets.signing_secrets(now), now)
     attempt = deps.webhook_client.post(secrets.url, body.encode(), headers)
@@ -126,8 +130,8 @@ def deliver(deps: Dependencies, job: DeliveryJob, rng: random.Random = _rng) -> 
             delivery.give_up()
         else:
             delivery.next_attempt_at = due
-            # Sent before the record is written: a crash in between leaves a job that finds the
-            # record one attempt behind it and does nothing, while the queue redelivers this one.
+            # Sent before the record is written: after a crash in between, that job finds the record
+            # an attempt behind it and does nothing, while the queue brings this one back.
             deps.queue.send(job_for(delivery), delay_seconds=max((due - now).total_seconds(), 0))
     outcome = _saved(deps, delivery)
     if outcome != "raced":
@@ -142,6 +146,29 @@ def deliver(deps: Dependencies, job: DeliveryJob, rng: random.Random = _rng) -> 
         attempt.describe(),
     )
     return outcome
+
+
+def _ready(deps: Dependencies, job: DeliveryJob) -> str | tuple[Delivery, Subscription, Confidential]:
+    """The delivery, its subscription and secrets, if an attempt is to be made; else what became of it."""
+    store = deps.webhooks
+    event_time = datetime.fromisoformat(job.event_time)
+    delivery = store.delivery(job.owner, job.subscription_id, event_time, job.event_id)
+    if delivery is None:
+        return "gone"
+    if delivery.status is not DeliveryStatus.PENDING or delivery.attempts != job.attempt:
+        return "stale"
+    subscription = store.subscription(job.owner, job.subscription_id)
+    if subscription is None:
+        return "gone"
+    reason = _not_sent_because(subscription, delivery.event)
+    if reason:
+        delivery.skip(reason)
+        return _saved(deps, delivery)
+    try:
+        return delivery, subscription, confidential(deps, subscription)
+    except SealedUnreadable:
+        delivery.give_up("the webhook's secret was sealed with a key that is no longer configured")
+        return _saved(deps, delivery)
 
 
 def _not_sent_because(subscription: Subscription, event: Event) -> str:

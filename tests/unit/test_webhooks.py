@@ -263,6 +263,33 @@ def test_a_dispatch_that_stopped_before_its_job_was_sent_sends_it_the_next_time(
     assert kinds(received(world, ALICE)) == ["registered"]
 
 
+def test_duplicate_jobs_of_one_delivery_post_once(world: World) -> None:
+    subscribe_at_own_url(world, ALICE)
+    world.register(finish=False)
+    pending = world.store.pending_events(ALICE.id)
+    world.deps.event_sinks[0].publish(pending)
+    world.deps.event_sinks[0].publish(pending)  # a concurrent dispatch: its first job is sent again
+    jobs = [s.job for s in world.queue.sent if isinstance(s.job, DeliveryJob)]
+    assert len(jobs) == 2 and jobs[0] == jobs[1]
+
+    first, second = jobs
+    assert isinstance(first, DeliveryJob) and isinstance(second, DeliveryJob)
+    world.queue.sent.clear()
+    during: list[str] = []
+
+    def answer(post: Post) -> Attempt:  # the duplicate runs while the first attempt is under way
+        during.append(webhook_delivery.deliver(world.deps, second))
+        return Attempt(200, "", 5)
+
+    world.receiver.answer = answer
+    assert webhook_delivery.deliver(world.deps, first) == "delivered"
+    assert during == ["busy"]  # the attempt was claimed: it comes back when the claim ends
+    comeback = world.queue.sent[0]
+    assert comeback.delay_seconds == 61 and isinstance(comeback.job, DeliveryJob)
+    assert webhook_delivery.deliver(world.deps, comeback.job) == "stale"
+    assert len(world.receiver.posts) == 1
+
+
 def test_a_disabled_or_deleted_webhook_gets_nothing(world: World) -> None:
     subscribe_at_own_url(world, ALICE, "kept")
     subscribe_at_own_url(world, ALICE, "gone")
