@@ -43,7 +43,7 @@ from registry.services.webhooks import confidential
 
 log = logging.getLogger(__name__)
 _rng = random.Random()
-CLAIM = timedelta(seconds=60)  # an attempt is claimed this long: longer than any POST takes
+CLAIM = timedelta(seconds=30)  # an attempt is claimed this long: twice what a POST may take
 
 
 def job_for(delivery: Delivery, *, once: bool = False, sequence: int = 0) -> DeliveryJob:

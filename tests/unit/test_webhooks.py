@@ -285,7 +285,7 @@ def test_duplicate_jobs_of_one_delivery_post_once(world: World) -> None:
     assert webhook_delivery.deliver(world.deps, first) == "delivered"
     assert during == ["busy"]  # the attempt was claimed: it comes back when the claim ends
     comeback = world.queue.sent[0]
-    assert comeback.delay_seconds == 61 and isinstance(comeback.job, DeliveryJob)
+    assert comeback.delay_seconds == 31 and isinstance(comeback.job, DeliveryJob)
     assert webhook_delivery.deliver(world.deps, comeback.job) == "stale"
     assert len(world.receiver.posts) == 1
 
