@@ -1,4 +1,4 @@
-"""`python -m bench [--quick] [--only registration|copy|listing|bulk|download]`: run the benchmarks.
+"""`python -m bench [--quick] [--only registration|copy|listing|bulk|download|webhooks]`: run the benchmarks.
 
 Human lines first, one per figure; the last line of stdout is one JSON object with every figure,
 its baseline, ratio and target.
@@ -11,7 +11,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 
-from bench import bulk, download, listing, model_copy, registration
+from bench import bulk, download, listing, model_copy, registration, webhooks
 from bench.report import Figure, summary
 
 Runner = Callable[[bool], Sequence[Figure]]
@@ -25,6 +25,7 @@ BENCHMARKS: dict[str, Runner] = {
     "download": lambda quick: download.run(
         download.DownloadPlan.quick() if quick else download.DownloadPlan()
     ),
+    "webhooks": lambda quick: webhooks.run(webhooks.WebhookPlan.quick() if quick else webhooks.WebhookPlan()),
 }
 
 
