@@ -1,10 +1,13 @@
-# make run | make test | make example | make bench | make lint
+# make run | make test | make example | make bench | make lint | make screenshots
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 7071
+# The browser tests drive Debian's Chromium (Playwright never downloads a browser here).
+CHROMIUM ?= /usr/bin/chromium
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: install run test lint unit example bench clean
+.PHONY: install browser run test lint unit example bench screenshots clean
 
 install: $(VENV)/.installed node_modules/.installed
 
@@ -17,6 +20,13 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+browser: $(CHROMIUM)
+
+$(CHROMIUM):
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium
+	test -x $(CHROMIUM)
+
 run: install
 	$(PY) -m devhost.stack --port $(PORT)
 
@@ -26,7 +36,7 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/mypy
 	$(VENV)/bin/actionlint
 
-test: install lint
+test: install browser lint
 	$(PY) -m pytest -q
 
 unit: $(VENV)/.installed
@@ -37,6 +47,10 @@ example: install
 
 bench: install
 	$(PY) -m bench
+
+# The catalog's screenshots at desktop and phone widths, saved into docs/screenshots by the browser tests.
+screenshots: install browser
+	SAVE_SCREENSHOTS=1 $(PY) -m pytest -q tests/browser
 
 clean:
 	rm -rf .local

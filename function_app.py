@@ -13,6 +13,7 @@ from registry.blueprints import (
     webhooks_api,
 )
 from registry.settings import STORAGE_CONNECTION, current_settings, job_queue_kind
+from registry.web import views as web_catalog
 
 if os.environ.get(STORAGE_CONNECTION) or os.environ.get(f"{STORAGE_CONNECTION}__accountName"):
     # Refuse to start on unsafe or broken settings, saying why, rather than fail every request.
@@ -23,5 +24,6 @@ app.register_functions(registration_api.bp)
 app.register_functions(models_api.bp)
 app.register_functions(webhooks_api.bp)
 app.register_functions(maintenance.bp)
+app.register_functions(web_catalog.bp)
 # One job worker, on the queue the settings choose (the host indexes this at start-up).
 app.register_functions(servicebus_jobs.bp if job_queue_kind(os.environ) == "servicebus" else storage_jobs.bp)

@@ -1,4 +1,5 @@
-"""`python -m bench [--quick] [--only registration|copy|listing|bulk|download|webhooks]`: run the benchmarks.
+"""`python -m bench [--quick] [--only NAME]`: run the benchmarks (registration, copy, listing, bulk,
+download, catalog, webhooks).
 
 Human lines first, one per figure; the last line of stdout is one JSON object with every figure,
 its baseline, ratio and target.
@@ -11,7 +12,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 
-from bench import bulk, download, listing, model_copy, registration, webhooks
+from bench import bulk, catalog, download, listing, model_copy, registration, webhooks
 from bench.report import Figure, summary
 
 Runner = Callable[[bool], Sequence[Figure]]
@@ -25,6 +26,7 @@ BENCHMARKS: dict[str, Runner] = {
     "download": lambda quick: download.run(
         download.DownloadPlan.quick() if quick else download.DownloadPlan()
     ),
+    "catalog": lambda quick: catalog.run(catalog.CatalogPlan.quick() if quick else catalog.CatalogPlan()),
     "webhooks": lambda quick: webhooks.run(webhooks.WebhookPlan.quick() if quick else webhooks.WebhookPlan()),
 }
 

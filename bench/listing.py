@@ -95,16 +95,7 @@ def make_templates(deps: Dependencies, sources: OwnerContainer) -> Templates:
     body = request_body(urls)
     body["model_config"]["private"] = False
     owner = Principal("template-owner", "Template Owner")
-    registration: Registration = register(
-        body=body,
-        name="template",
-        version="1.0",
-        caller=owner,
-        store=deps.store,
-        queue=deps.queue,
-        sealer=deps.sealer,
-        settings=deps.settings,
-    )
+    registration: Registration = register(deps, owner, "template", "1.0", body)
     registration.state, registration.finished_once, registration.sealed = State.FINISHED, True, b""
     registration.message = "Finished"
     deps.store.replace(registration)

@@ -95,6 +95,9 @@ param endpointSubnetPrefix string = '10.40.1.0/24'
 @description('Also create the Service Bus queue the live test suite uses (registration-jobs-livetest).')
 param createLiveTestQueue bool = false
 
+@description('The registry\'s public base URL (a custom domain), the source of its events; empty: the app\'s own host name.')
+param publicBaseUrl string = ''
+
 param tags object = {}
 
 var suffix = uniqueString(subscription().id, resourceGroup().id, namePrefix)
@@ -108,6 +111,7 @@ var names = {
   keyVault: take('kv-${namePrefix}-${suffix}', 24)
   plan: 'plan-${namePrefix}-${suffix}'
   functionApp: 'func-${namePrefix}-${suffix}'
+  eventGrid: 'evgt-${namePrefix}-${suffix}'
   vnet: 'vnet-${namePrefix}-${suffix}'
   privateEndpoints: 'pe-${namePrefix}-${suffix}'
 }
@@ -191,6 +195,18 @@ module serviceBus 'modules/servicebus.bicep' = {
   }
 }
 
+module eventGrid 'modules/eventgrid.bicep' = {
+  name: 'eventgrid'
+  params: {
+    name: names.eventGrid
+    location: location
+    tags: tags
+    principalId: identity.properties.principalId
+    workspaceId: monitoring.outputs.workspaceId
+    privateNetworking: privateNetworking
+  }
+}
+
 module keyVault 'modules/keyvault.bicep' = {
   name: 'keyvault'
   params: {
@@ -218,10 +234,12 @@ module privateEndpoints 'modules/private-endpoints.bicep' = if (privateNetworkin
     subnetId: network.outputs.endpointSubnetId
     storageAccountId: storage.outputs.id
     keyVaultId: keyVault.outputs.id
+    eventGridTopicId: eventGrid.outputs.id
     blobZoneId: network.outputs.blobZoneId
     queueZoneId: network.outputs.queueZoneId
     tableZoneId: network.outputs.tableZoneId
     vaultZoneId: network.outputs.vaultZoneId
+    eventGridZoneId: network.outputs.eventGridZoneId
   }
 }
 
@@ -264,7 +282,6 @@ var appSettings = {
   REGISTRY_MANIFESTS_TABLE: 'manifests'
   // Webhooks: subscriptions (and the index of those hearing of others' public models), delivery logs;
   // at most 25 per owner; retries start 30 s after a failed attempt and grow to 6 h, for 24 h.
-  // REGISTRY_BASE_URL (the CloudEvents source) is left to its default, https://<WEBSITE_HOSTNAME>.
   REGISTRY_WEBHOOKS_TABLE: 'webhooks'
   REGISTRY_WEBHOOK_DELIVERIES_TABLE: 'webhookdeliveries'
   REGISTRY_MAX_WEBHOOKS: '25'
@@ -285,6 +302,10 @@ var appSettings = {
   REGISTRY_MAX_FILES: '1000'
   REGISTRY_MAX_IN_PROGRESS: '20'
   REGISTRY_RATE_LIMITS: '2/1,100/60,500/600'
+  // Events: published to the Event Grid topic with the app's identity; their CloudEvents source is
+  // publicBaseUrl, or (empty) the app's own https host name.
+  REGISTRY_EVENT_GRID_ENDPOINT: eventGrid.outputs.endpoint
+  REGISTRY_BASE_URL: publicBaseUrl
 }
 
 module functionApp 'modules/functionapp.bicep' = {
@@ -334,3 +355,4 @@ output storageAccountName string = storage.outputs.name
 output serviceBusNamespace string = serviceBus.outputs.fullyQualifiedNamespace
 output serviceBusQueueName string = serviceBus.outputs.queueName
 output alertActionGroupId string = alerts.outputs.actionGroupId
+output eventGridTopicEndpoint string = eventGrid.outputs.endpoint

@@ -13,6 +13,7 @@ from typing import Any
 import requests
 from azure.core.pipeline.transport import RequestsTransport
 from azure.data.tables import TableServiceClient
+from azure.eventgrid import EventGridPublisherClient
 from azure.identity import DefaultAzureCredential
 from azure.servicebus import ServiceBusClient
 from azure.storage.blob import BlobServiceClient
@@ -20,12 +21,14 @@ from azure.storage.queue import QueueClient, TextBase64EncodePolicy
 from requests.adapters import HTTPAdapter
 
 from registry.adapters.blobs import AzureBlobCopier, AzureModelFiles
+from registry.adapters.eventgrid import EventGridSink
 from registry.adapters.queues import StorageJobQueue
 from registry.adapters.servicebus import ServiceBusJobQueue
 from registry.adapters.tables import TableNames, TableRegistrationStore
 from registry.adapters.webhook_http import PinnedWebhookClient
 from registry.adapters.webhook_tables import TableWebhookStore
 from registry.domain.model import utcnow
+from registry.ports import EventSink
 from registry.sealing import Sealer
 from registry.services.dependencies import Dependencies
 from registry.services.limits import Admission
@@ -69,8 +72,20 @@ def build(settings: Settings, **overrides: Any) -> Dependencies:
     parts.setdefault("webhook_client", PinnedWebhookClient(dev_mode=settings.dev_mode))
     if "event_sinks" not in parts:
         # Event Grid (when configured) and the webhook fan-out: every event goes to each.
-        parts["event_sinks"] = (WebhookFanout(parts["webhooks"], parts["queue"], parts.get("now", utcnow)),)
+        webhooks = WebhookFanout(parts["webhooks"], parts["queue"], parts.get("now", utcnow))
+        parts["event_sinks"] = (*_event_sinks(settings), webhooks)
     return Dependencies(settings=settings, **parts)
+
+
+def _event_sinks(settings: Settings) -> tuple[EventSink, ...]:
+    sinks: list[EventSink] = []
+    if settings.event_grid_endpoint:
+        # The app's one identity, which holds EventGrid Data Sender on the topic (infra/main.bicep).
+        publisher = EventGridPublisherClient(
+            settings.event_grid_endpoint, _credential(settings.storage_client_id)
+        )
+        sinks.append(EventGridSink(publisher, settings.base_url))
+    return tuple(sinks)
 
 
 def _storage_adapters(settings: Settings, transport: RequestsTransport) -> dict[str, Any]:

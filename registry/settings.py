@@ -92,8 +92,10 @@ class Settings:
     signing_key_pem: bytes | None = None
     signing_key_uri: str | None = None
     signing_previous_public_keys: tuple[bytes, ...] = ()
-    # The registry's own address: the CloudEvents `source` of every event it sends.
+    # Events: the CloudEvents `source` (the registry's base URL), and the Event Grid topic they are
+    # published to (none: no Event Grid).
     base_url: str = "http://127.0.0.1:7071"
+    event_grid_endpoint: str | None = None
     # Webhooks (registry/services/webhooks.py): their tables, how many one owner may have, and the
     # first retry delay (the schedule grows from it; see registry/domain/webhooks.py).
     webhooks_table: str = "webhooks"
@@ -198,6 +200,33 @@ def _signing(
     return (local[0] if local else None), uri, previous
 
 
+def _base_url(env: Mapping[str, str], running_in_azure: bool) -> str:
+    """REGISTRY_BASE_URL (a custom domain), else the app's own host name in Azure."""
+    raw = (env.get("REGISTRY_BASE_URL") or "").strip().rstrip("/")
+    if not raw:
+        host = env.get("WEBSITE_HOSTNAME") if running_in_azure else None
+        return f"https://{host}" if host else "http://127.0.0.1:7071"
+    parts = urlsplit(raw)
+    if parts.scheme not in ("https", "http") or not parts.hostname or parts.query or parts.fragment:
+        raise SettingsError(f"REGISTRY_BASE_URL must be an https URL without query, not {raw!r}")
+    if running_in_azure and parts.scheme != "https":
+        raise SettingsError("REGISTRY_BASE_URL must be https in Azure")
+    return raw
+
+
+def _event_grid_endpoint(env: Mapping[str, str]) -> str | None:
+    raw = (env.get("REGISTRY_EVENT_GRID_ENDPOINT") or "").strip()
+    if not raw:
+        return None
+    parts = urlsplit(raw)
+    if parts.scheme != "https" or not parts.hostname:
+        raise SettingsError(
+            "REGISTRY_EVENT_GRID_ENDPOINT must be an Event Grid topic endpoint, "
+            f"https://<topic>.<region>-1.eventgrid.azure.net/api/events, not {raw!r}"
+        )
+    return raw
+
+
 def _rate_limits(env: Mapping[str, str]) -> tuple[tuple[int, float], ...]:
     raw = (env.get("REGISTRY_RATE_LIMITS") or DEFAULT_RATE_LIMITS).strip().lower()
     if raw == "off":
@@ -264,18 +293,6 @@ def _check_development_only(
     return dev_mode, allow_insecure
 
 
-def _base_url(env: Mapping[str, str], running_in_azure: bool) -> str:
-    """REGISTRY_BASE_URL, or where the app is reached: its host name in Azure, the local host here."""
-    raw = (env.get("REGISTRY_BASE_URL") or "").strip().rstrip("/")
-    if not raw:
-        hostname = env.get("WEBSITE_HOSTNAME") if running_in_azure else None
-        return f"https://{hostname}" if hostname else "http://127.0.0.1:7071"
-    parts = urlsplit(raw)
-    if parts.scheme not in ("https", "http") or not parts.hostname or parts.query or parts.fragment:
-        raise SettingsError(f"REGISTRY_BASE_URL must be an absolute http(s) URL, not {raw!r}")
-    return raw
-
-
 def load_settings(env: Mapping[str, str]) -> Settings:
     running_in_azure = bool(env.get("WEBSITE_INSTANCE_ID") or env.get("WEBSITE_SITE_NAME"))
     connection_string = env.get(STORAGE_CONNECTION) or None
@@ -330,6 +347,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         signing_key_uri=signing_key_uri,
         signing_previous_public_keys=signing_previous,
         base_url=_base_url(env, running_in_azure),
+        event_grid_endpoint=_event_grid_endpoint(env),
         webhooks_table=env.get("REGISTRY_WEBHOOKS_TABLE", "webhooks"),
         webhook_deliveries_table=env.get("REGISTRY_WEBHOOK_DELIVERIES_TABLE", "webhookdeliveries"),
         max_webhooks=int(_number(env, "REGISTRY_MAX_WEBHOOKS", 25, 1)),

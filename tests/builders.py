@@ -9,7 +9,7 @@ from typing import Any
 
 from registry.bootstrap import build
 from registry.domain.model import Registration
-from registry.ports import JobQueue, RegistrationStore, WebhookClient, WebhookStore
+from registry.ports import EventSink, JobQueue, RegistrationStore, WebhookClient, WebhookStore
 from registry.sealing import Sealer
 from registry.services.dependencies import Dependencies
 from registry.services.limits import Admission
@@ -146,6 +146,7 @@ def make_deps(
     monotonic: Callable[[], float] | None = None,
     webhooks: WebhookStore | None = None,
     webhook_client: WebhookClient | None = None,
+    event_sinks: tuple[EventSink, ...] = (),
 ) -> Dependencies:
     """Dependencies on fakes (each made fresh unless given); no rate limit."""
     blobs = blobs or FakeBlobCopier()
@@ -160,6 +161,7 @@ def make_deps(
         sealer=sealer or Sealer(TEST_SEALING_KEY),
         admission=Admission(),
         now=now or FakeClock(),
+        event_sinks=event_sinks,
         **({"monotonic": monotonic} if monotonic else {}),
     )
 

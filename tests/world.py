@@ -24,8 +24,10 @@ from registry.services import events, history
 from registry.services import models as service
 from registry.services.copying import MIB, CopyPolicy, Outcome, process_job
 from registry.services.dependencies import Dependencies
+from registry.services.events import dispatch_all
 from registry.services.jobs import handle_message
 from registry.services.registration import register
+from registry.services.webhook_delivery import WebhookFanout
 from registry.settings import Settings
 from tests.builders import (
     TEST_SEALING_KEY,
@@ -43,6 +45,7 @@ from tests.fakes import (
     FakeRegistrationStore,
     FakeWebhookClient,
     FakeWebhookStore,
+    RecordingSink,
 )
 
 ALICE = Principal("alice-oid-0001", "alice@contoso.com")
@@ -80,6 +83,7 @@ class World:
     # blob path -> the bytes a finished copy must hold there
     expected: dict[str, bytes] = field(default_factory=dict)
     monotonic: Callable[[], float] = time.monotonic  # the worker's budget clock
+    sink: RecordingSink = field(default_factory=RecordingSink)  # where events are delivered
     # The last request body registered, and the files registered under each name.
     last_body: dict[str, Any] = field(default_factory=dict)
     files_of: dict[str, dict[str, bytes]] = field(default_factory=dict)
@@ -99,6 +103,7 @@ class World:
             monotonic=self.monotonic,
             webhooks=self.webhooks,
             webhook_client=self.receiver,
+            event_sinks=(self.sink, WebhookFanout(self.webhooks, self.queue, self.now)),
         )
 
     # -- registering and copying --
@@ -154,6 +159,11 @@ class World:
             self.queue.sent = [s for s in self.queue.sent if s not in due]
             outcomes += [handle_message(s.job.to_json(), self.deps, redelivered=False) for s in due]
         raise AssertionError("the jobs never ended")
+
+    def delivered(self) -> list[Event]:
+        """Dispatch every pending event (as the sweep does); everything the sink received so far."""
+        dispatch_all(self.deps)
+        return self.sink.received
 
     def record(self, caller: Principal, name: str = "codegen", version: str = "1.0") -> Registration:
         found = self.store.peek(caller.id, name, version)

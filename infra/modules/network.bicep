@@ -23,8 +23,10 @@ var storageZones = [for service in [
   'table'
 ]: 'privatelink.${service}.${environment().suffixes.storage}']
 var vaultZone = 'privatelink.vaultcore.azure.net'
+var eventGridZone = 'privatelink.eventgrid.azure.net'
 var zoneNames = concat(storageZones, [
   vaultZone
+  eventGridZone
 ])
 
 // No custom rules: the default rules allow traffic within the network and outbound, and deny
@@ -105,3 +107,4 @@ output blobZoneId string = zones[0].id
 output queueZoneId string = zones[1].id
 output tableZoneId string = zones[2].id
 output vaultZoneId string = zones[3].id
+output eventGridZoneId string = zones[4].id

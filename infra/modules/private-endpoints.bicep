@@ -1,4 +1,5 @@
-// Private endpoints for the storage account (blob, queue, table) and the Key Vault, each registered
+// Private endpoints for the storage account (blob, queue, table), the Key Vault and the Event Grid
+// topic, each registered
 // in its private DNS zone (modules/network.bicep), for the private network mode.
 
 param namePrefix string
@@ -10,11 +11,13 @@ param subnetId string
 
 param storageAccountId string
 param keyVaultId string
+param eventGridTopicId string
 
 param blobZoneId string
 param queueZoneId string
 param tableZoneId string
 param vaultZoneId string
+param eventGridZoneId string
 
 var endpoints = [
   {
@@ -36,6 +39,11 @@ var endpoints = [
     name: 'vault'
     target: keyVaultId
     zone: vaultZoneId
+  }
+  {
+    name: 'topic'
+    target: eventGridTopicId
+    zone: eventGridZoneId
   }
 ]
 

@@ -13,6 +13,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic.json_schema import SkipJsonSchema
 
 from registry.domain.events import EventType
+from registry.domain.model import DELETED
 from registry.domain.vocabulary import DataType, ModelType, State
 from registry.validation import Identifier
 
@@ -208,6 +209,25 @@ class ManifestResponse(BaseModel):
     )
 
 
+class SigningKey(BaseModel):
+    """A public key as a JWK (RFC 7517): EC P-256, ES256."""
+
+    model_config = ConfigDict(extra="allow")
+
+    kty: str
+    crv: str
+    x: str
+    y: str
+    kid: str = Field(description="the key id: the SHA-256 of its PEM (model-signing's public key hint)")
+    alg: str
+    use: str
+
+
+class SigningKeys(BaseModel):
+    keys: list[SigningKey] = Field(description="the current key first, then earlier ones")
+    pem: dict[str, str] = Field(description="key id -> the public key as PEM (for model_signing verify key)")
+
+
 class ManifestEntry(BaseModel):
     revision: int
     digest: str
@@ -220,6 +240,10 @@ class ManifestList(BaseModel):
 
 
 _EVENT_KINDS = [t.short for t in EventType]
+_EVENT_STATES = [*_REGISTRATION_STATES, DELETED]
+EventState = Annotated[
+    str, Field(json_schema_extra={"enum": _EVENT_STATES}, description=" | ".join(_EVENT_STATES))
+]
 EventKind = Annotated[
     str, Field(json_schema_extra={"enum": _EVENT_KINDS}, description=" | ".join(_EVENT_KINDS))
 ]
@@ -243,7 +267,7 @@ class HistoryEntry(BaseModel):
     type: EventKind
     time: str
     by: str = Field(description="who made the change: the owner, or `registry` for the copy's outcome")
-    state: RegistrationState
+    state: EventState
     message: str
     changes: dict[str, Any] | SkipJsonSchema[None] = Optional(
         description="updated: each changed setting's from and to (metainfo: the keys changed)"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -290,18 +290,26 @@ async def serve_waiting(
     return await asyncio.to_thread(lambda: respond(_handle(req, route, deps, caller)))
 
 
-async def _until_changed(look: Callable[[], str | None], seconds: float) -> None:
+async def _until_changed(
+    look: Callable[[], str | None],
+    seconds: float,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    clock: Callable[[], float] | None = None,
+) -> int:
+    """Wait until `look` answers something else, or `seconds` pass; returns how often it looked."""
     seen = await asyncio.to_thread(look)
     if seen is None:  # nothing to watch (an error, a model not found): answer now
-        return
-    clock = asyncio.get_running_loop().time
+        return 1
+    clock = clock or asyncio.get_running_loop().time
     deadline = clock() + seconds
-    delay = FIRST_LOOK_SECONDS
+    delay, looks = FIRST_LOOK_SECONDS, 1
     while (left := deadline - clock()) > 0:
-        await asyncio.sleep(min(delay, left))
+        await sleep(min(delay, left))
         delay = min(delay * 2, LONGEST_LOOK_SECONDS)
+        looks += 1
         if await asyncio.to_thread(look) != seen:
-            return
+            break
+    return looks
 
 
 def _quietly(watch: Watch, req: func.HttpRequest, deps: Dependencies, caller: Principal) -> str | None:

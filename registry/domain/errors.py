@@ -49,3 +49,7 @@ class LeaseHeld(Exception):
     def __init__(self, until: datetime) -> None:
         super().__init__(f"the lease is held until {until.isoformat()}")
         self.until = until
+
+
+class SinkUnavailable(Exception):
+    """A sink could not take events now: they stay in the outbox and are handed over again."""

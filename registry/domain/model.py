@@ -23,6 +23,7 @@ def utcnow() -> datetime:
 
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+DELETED = "Deleted"  # the state a deleted model's last event tells (no record keeps it)
 # Workers that may die holding the lease, in a row, before the copy is given up.
 MAX_TAKEOVERS = 5
 # A status message stays readable (and well inside a Table property's 64 KiB).
@@ -325,7 +326,7 @@ class Registration:
         self.lease_id = ""
         self.lease_until = EPOCH
         self.refresh_files = []
-        event = self.record(EventType.DELETED, now)
+        event = self.record(EventType.DELETED, now, {"state": DELETED, "message": "Deleted"})
         self.events[-1] = replace(event, public=was_public)  # those who could see it hear it went
 
     def touch(self, now: datetime) -> None:

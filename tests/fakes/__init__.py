@@ -7,6 +7,7 @@ re-implementing them; tests/contract runs the same suite against a fake and the 
 
 from tests.fakes.blobs import REGISTRY_CONTAINER_URL, FakeBlobCopier, SimulatedCrash, StageCall
 from tests.fakes.clock import T0, FakeClock
+from tests.fakes.events import RecordingSink
 from tests.fakes.queue import FakeJobQueue, SentJob
 from tests.fakes.store import FakeRegistrationStore
 from tests.fakes.webhooks import FakeWebhookClient, FakeWebhookStore, Post
@@ -21,6 +22,7 @@ __all__ = [
     "FakeWebhookClient",
     "FakeWebhookStore",
     "Post",
+    "RecordingSink",
     "SentJob",
     "SimulatedCrash",
     "StageCall",

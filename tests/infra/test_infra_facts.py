@@ -21,6 +21,7 @@ ROLES = {
     "4633458b-17de-408a-b874-0445c86b69e6": "Key Vault Secrets User",
     "12338af0-0e69-4776-bea7-57ae8d297424": "Key Vault Crypto User",
     "3913510d-42f4-4e42-8a64-420c390055eb": "Monitoring Metrics Publisher",
+    "d5a91429-5739-47e2-a06b-3470a27159e7": "EventGrid Data Sender",
 }
 MODULES = [
     "modules/storage.bicep",
@@ -32,6 +33,7 @@ MODULES = [
     "modules/alerts.bicep",
     "modules/network.bicep",
     "modules/private-endpoints.bicep",
+    "modules/eventgrid.bicep",
 ]
 
 
@@ -378,7 +380,11 @@ def test_the_private_network_mode_is_off_by_default_and_closes_public_access_whe
     assert parse("main.bicep")["parameters"]["privateNetworking"]["default"] is False
     for name in ("network", "privateEndpoints"):
         assert parse("main.bicep")["modules"][name]["config"]["condition"] == "privateNetworking"
-    for relative, resource in (("modules/storage.bicep", "account"), ("modules/keyvault.bicep", "vault")):
+    for relative, resource in (
+        ("modules/storage.bicep", "account"),
+        ("modules/keyvault.bicep", "vault"),
+        ("modules/eventgrid.bicep", "topic"),
+    ):
         access = conditional(props(relative, resource)["publicNetworkAccess"])
         assert access == {
             "condition": "privateNetworking",
@@ -403,6 +409,7 @@ def test_the_app_subnet_is_delegated_for_flex_and_endpoints_cover_storage_and_ke
         "queue": "storageAccountId",
         "table": "storageAccountId",
         "vault": "keyVaultId",
+        "topic": "eventGridTopicId",
     }
 
 
@@ -438,3 +445,16 @@ def test_the_app_may_use_only_the_signing_key_and_signs_with_the_current_version
     assert settings["REGISTRY_SIGNING_KEY_ID"] == "<keyVault.outputs.signingKeyUri>"
     assert settings["REGISTRY_SIGNING_PREVIOUS_PUBLIC_KEYS"] == ""  # the parameter's default
     assert "REGISTRY_SIGNING_KEY" not in settings, "no private key in app settings in Azure"
+
+
+# --- events --------------------------------------------------------------------------------------
+
+
+def test_events_go_to_a_cloudevents_topic_without_keys_that_the_app_publishes_to_by_identity() -> None:
+    topic = props("modules/eventgrid.bicep", "topic")
+    assert topic["inputSchema"] == "CloudEventSchemaV1_0"
+    assert topic["disableLocalAuth"] is True
+    [assignment] = resources("modules/eventgrid.bicep", "Microsoft.Authorization/roleAssignments").values()
+    assert config(assignment)["scope"] == "topic"  # the one topic, not the resource group
+    settings = app_settings()
+    assert settings["REGISTRY_EVENT_GRID_ENDPOINT"] == "<eventGrid.outputs.endpoint>"

@@ -39,7 +39,7 @@ PLATFORM_INJECTED = {
     "WEBSITE_INSTANCE_ID": "the instance id on App Service plans and classic Consumption; not on Flex",
     "WEBSITE_AUTH_ENABLED": "'True' when App Service Authentication (authsettingsV2) is on",
     "WEBSITE_AUTH_V2_CONFIG_JSON": "the authsettingsV2 configuration, where App Service injects it",
-    "WEBSITE_HOSTNAME": "the app's default host name (the registry's base URL unless REGISTRY_BASE_URL)",
+    "WEBSITE_HOSTNAME": "the app's default host name (the events' source unless REGISTRY_BASE_URL is set)",
 }
 # What a Flex Consumption instance of this deployment sees (Easy Auth on).
 INJECTED_VALUES = {
@@ -48,7 +48,7 @@ INJECTED_VALUES = {
     "CONTAINER_NAME": "func-registry-test_0123abcd",
     "LEGION_SERVICE_HOST": "10.0.0.1",
     "WEBSITE_AUTH_ENABLED": "True",
-    "WEBSITE_HOSTNAME": "func-registry-test.azurewebsites.net",
+    "WEBSITE_HOSTNAME": "func-registry-test-abc123.westeurope-01.azurewebsites.net",
 }
 
 # Read by the code, deliberately absent in Azure, where the default is the safe production choice.
@@ -59,8 +59,6 @@ SAFE_DEFAULTS = {
     "the host use the identity-based AzureWebJobsStorage__* settings (shared keys are off)",
     "ServiceBusConnection": "a Service Bus connection string, for the emulator; absent, the identity-based "
     "ServiceBusConnection__* settings are used (local auth is off on the namespace)",
-    "REGISTRY_BASE_URL": "the registry's address, the events' source; absent, https://<WEBSITE_HOSTNAME> "
-    "(set it when a custom domain fronts the app)",
 }
 
 # Set by the Bicep for the Functions host or platform (it may be read by the code too).
@@ -84,6 +82,9 @@ PREVIOUS_KEY = base64.b64encode(bytes(range(32, 64))).decode()
 SIGNING_KEY_URI = (
     "https://kv-registry-test.vault.azure.net/keys/manifest-signing/0123456789abcdef0123456789abcdef"
 )
+
+
+EVENT_GRID_ENDPOINT = "https://evgt-registry-test.westeurope-1.eventgrid.azure.net/api/events"
 
 
 class RecordingEnv(dict[str, str]):
@@ -134,6 +135,9 @@ def azure_environment(*, rotating: bool = False) -> dict[str, str]:
         elif name == "REGISTRY_SEALING_PREVIOUS_KEYS":
             # Empty, or the Key Vault reference of the previous version during a rotation.
             value = PREVIOUS_KEY if rotating else ""
+        elif name == "REGISTRY_EVENT_GRID_ENDPOINT":
+            assert value == "<eventGrid.outputs.endpoint>", f"events go to the deployed topic: {value}"
+            value = EVENT_GRID_ENDPOINT
         elif isinstance(value, Unresolved):
             value = f"deployed-{name.lower()}"  # a resource name, id or endpoint
         env[name] = value
@@ -169,7 +173,8 @@ def test_production_settings_load_with_production_values(loaded: tuple[Settings,
     assert settings.stale_after_seconds == 900
     assert settings.signing_key_uri == SIGNING_KEY_URI and settings.signing_key_pem is None
     assert settings.signing_previous_public_keys == ()
-    assert settings.base_url == "https://func-registry-test.azurewebsites.net"
+    assert settings.base_url == "https://func-registry-test-abc123.westeurope-01.azurewebsites.net"
+    assert settings.event_grid_endpoint == EVENT_GRID_ENDPOINT
     assert (settings.webhooks_table, settings.webhook_deliveries_table) == ("webhooks", "webhookdeliveries")
     assert settings.max_webhooks == 25 and settings.webhook_retry_base_seconds == 30
 

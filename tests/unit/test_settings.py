@@ -228,3 +228,28 @@ def test_malformed_rate_limits_are_refused(raw: str) -> None:
 
 def test_the_lease_is_short_by_default_so_a_dead_worker_is_replaced_soon() -> None:
     assert make_settings().copy_lease_seconds == 30
+
+
+def test_the_events_source_is_the_local_host_locally_and_the_apps_https_host_in_azure() -> None:
+    assert make_settings().base_url == "http://127.0.0.1:7071"
+    in_azure = make_settings(WEBSITE_SITE_NAME="func-x", WEBSITE_HOSTNAME="func-x.azurewebsites.net")
+    assert in_azure.base_url == "https://func-x.azurewebsites.net"
+    custom = make_settings(REGISTRY_BASE_URL="https://models.contoso.com/", WEBSITE_SITE_NAME="func-x")
+    assert custom.base_url == "https://models.contoso.com"
+
+
+@pytest.mark.parametrize(
+    ("value", "azure"),
+    [("ftp://models.contoso.com", False), ("https://x.org/?q=1", False), ("models.contoso.com", False),
+     ("http://models.contoso.com", True)],
+)  # fmt: skip
+def test_a_base_url_that_is_not_an_https_url_is_refused(value: str, azure: bool) -> None:
+    env = {"REGISTRY_BASE_URL": value} | ({"WEBSITE_SITE_NAME": "func-x"} if azure else {})
+    with pytest.raises(SettingsError, match="REGISTRY_BASE_URL"):
+        make_settings(**env)
+
+
+@pytest.mark.parametrize("value", ["http://topic.westeurope-1.eventgrid.azure.net/api/events", "topic"])
+def test_an_event_grid_endpoint_must_be_https(value: str) -> None:
+    with pytest.raises(SettingsError, match="REGISTRY_EVENT_GRID_ENDPOINT"):
+        make_settings(REGISTRY_EVENT_GRID_ENDPOINT=value)

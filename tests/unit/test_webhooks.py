@@ -59,6 +59,11 @@ def received(world: World, caller: Principal = ALICE, webhook_id: str = "hook") 
     return [json.loads(p.body) for p in world.receiver.posts if p.url == url_of(caller, webhook_id)]
 
 
+def fanout_of(world: World) -> webhook_delivery.WebhookFanout:
+    [fanout] = [s for s in world.deps.event_sinks if isinstance(s, webhook_delivery.WebhookFanout)]
+    return fanout
+
+
 def url_of(caller: Principal, webhook_id: str) -> str:
     return f"https://{caller.id}.hooks.example.com/{webhook_id}"
 
@@ -242,7 +247,7 @@ def test_a_repeated_dispatch_delivers_nothing_twice(world: World) -> None:
     subscribe_at_own_url(world, ALICE)
     world.register(finish=False)
     pending = world.store.pending_events(ALICE.id)
-    sink = world.deps.event_sinks[0]
+    sink = fanout_of(world)
     sink.publish(pending)
     sink.publish(pending)  # handed over again: a dispatcher that died before emptying the outbox
     world.pump()
@@ -267,8 +272,8 @@ def test_duplicate_jobs_of_one_delivery_post_once(world: World) -> None:
     subscribe_at_own_url(world, ALICE)
     world.register(finish=False)
     pending = world.store.pending_events(ALICE.id)
-    world.deps.event_sinks[0].publish(pending)
-    world.deps.event_sinks[0].publish(pending)  # a concurrent dispatch: its first job is sent again
+    fanout_of(world).publish(pending)
+    fanout_of(world).publish(pending)  # a concurrent dispatch: its first job is sent again
     jobs = [s.job for s in world.queue.sent if isinstance(s.job, DeliveryJob)]
     assert len(jobs) == 2 and jobs[0] == jobs[1]
 
@@ -476,7 +481,7 @@ def test_a_delivery_for_a_filter_changed_meanwhile_is_skipped(world: World) -> N
     subscribe(world)
     world.register(finish=False)
     events = world.store.pending_events(ALICE.id)
-    world.deps.event_sinks[0].publish(events)
+    fanout_of(world).publish(events)
     webhooks.save(world.deps, ALICE, "hook", {"url": HOOK, "events": ["deleted"]})
     world.pump()
     assert world.receiver.posts == []
@@ -547,8 +552,7 @@ def test_the_listeners_index_follows_scope_and_enabled(world: World) -> None:
 def test_an_event_of_another_owner_reaches_a_visible_subscription_only_if_public() -> None:
     world = World()
     subscribe(world, BOB, scope="visible")
-    fanout = world.deps.event_sinks[0]
-    assert isinstance(fanout, webhook_delivery.WebhookFanout)
+    fanout = fanout_of(world)
     private = Event(EventType.UPDATED, ALICE.id, "codegen", "1.0", world.now(), "c1", public=False)
     public = Event(EventType.UPDATED, ALICE.id, "codegen", "1.0", world.now(), "c2", public=True)
     assert fanout.targets(private, {}, {}) == []
