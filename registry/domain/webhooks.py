@@ -255,7 +255,8 @@ class Delivery:
 def retry_delay(attempts: int, base_seconds: float, rng: random.Random) -> float:
     """Seconds to wait after the `attempts`-th failed attempt: base * 3^(attempts-1), at most 6 h,
     drawn from ±20% around that. Each delay is at least 2.4 times the one before until the cap
-    (jitter cannot make the schedule shrink), so with a base of 30 s ten attempts fit in 24 hours."""
+    (jitter cannot make the schedule shrink), so with a base of 30 s about ten attempts (nine to
+    eleven) fit in 24 hours."""
     nominal = min(base_seconds * RETRY_FACTOR ** max(attempts - 1, 0), RETRY_CAP.total_seconds())
     return nominal * rng.uniform(1 - JITTER, 1 + JITTER)
 

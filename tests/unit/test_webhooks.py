@@ -420,7 +420,8 @@ def test_a_webhook_failing_for_a_whole_day_is_given_up_and_disabled_with_the_rea
     delays = _run_retries(world)
 
     delivery = world.webhooks.all_deliveries()[0]
-    assert delivery.status is DeliveryStatus.FAILED and delivery.attempts == len(delays) + 1 == 10
+    assert delivery.status is DeliveryStatus.FAILED and delivery.attempts == len(delays) + 1
+    assert 9 <= delivery.attempts <= 11  # about ten in 24 hours, as the jitter falls
     assert delivery.first_attempt_at is not None and delivery.last_attempt_at is not None
     assert delivery.last_attempt_at - delivery.first_attempt_at <= RETRY_WINDOW
     found = webhooks.get(world.deps, ALICE, "hook").subscription
@@ -432,7 +433,7 @@ def test_a_webhook_failing_for_a_whole_day_is_given_up_and_disabled_with_the_rea
 
     world.update({"model_config": {"description": "while disabled"}})
     world.pump()
-    assert len(world.receiver.posts) == 10  # a disabled webhook is sent nothing
+    assert len(world.receiver.posts) == delivery.attempts  # a disabled webhook is sent nothing
     with pytest.raises(Conflict, match="disabled"):
         webhooks.redeliver(world.deps, ALICE, "hook", delivery.event_id)
 
