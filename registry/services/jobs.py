@@ -84,6 +84,8 @@ def _record_invalid(deps: Dependencies, job: RegisterJob, reason: str) -> None:
 
 def fail_after_last_delivery(body: bytes | str, reason: str, deps: Dependencies) -> None:
     """Service Bus dead-letters a message after its last delivery fails: record why first."""
+    if webhook_delivery.give_up_poisoned(body, deps, reason):
+        return
     try:
         job = parse_job(body)
     except ValueError:

@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 
 from registry.domain.errors import ConcurrentUpdate
 from registry.domain.events import Event
-from registry.domain.jobs import DeliveryJob
+from registry.domain.jobs import DeliveryJob, parse_job
 from registry.domain.webhooks import (
     Attempt,
     Confidential,
@@ -211,3 +211,29 @@ def _note_health(
         if not changed.enabled:
             log.warning("webhook %s/%s disabled: %s", changed.owner, changed.id, changed.disabled_reason)
         return
+
+
+def give_up_poisoned(body: bytes | str, deps: Dependencies, reason: str = "") -> bool:
+    """A delivery job that kept failing (the registry's storage or queue, not the receiver) ended in
+    the poison or dead-letter queue: its delivery is failed, with why, rather than left pending
+    (a redelivery sends it again). False if the message is not a delivery job."""
+    try:
+        job = parse_job(body)
+    except ValueError:
+        return False
+    if not isinstance(job, DeliveryJob):
+        return False
+    delivery = deps.webhooks.delivery(
+        job.owner, job.subscription_id, datetime.fromisoformat(job.event_time), job.event_id
+    )
+    if (
+        delivery is not None
+        and delivery.status is DeliveryStatus.PENDING
+        and delivery.attempts == job.attempt
+    ):
+        delivery.claimed_until = None
+        delivery.give_up(
+            f"the registry could not attempt it after repeated errors{': ' if reason else ''}{reason}"
+        )
+        _saved(deps, delivery)
+    return True

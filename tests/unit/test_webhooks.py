@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from standardwebhooks import Webhook, WebhookVerificationError
 
+from registry.domain.errors import StorageUnavailable
 from registry.domain.events import Event, EventType
 from registry.domain.jobs import DeliveryJob
 from registry.domain.webhooks import (
@@ -22,11 +23,14 @@ from registry.domain.webhooks import (
     retry_delay,
 )
 from registry.identity import Principal
+from registry.sealing import Sealer
 from registry.services import webhook_delivery, webhooks
+from registry.services.maintenance import reseal_all
 from registry.services.registration import Conflict
 from registry.services.sweep import sweep
+from registry.settings import SettingsError
 from registry.validation import InvalidRequest
-from tests.builders import make_settings
+from tests.builders import TEST_SEALING_KEY, make_settings
 from tests.fakes import FakeClock, Post
 from tests.world import ALICE, BOB, CAROL, World
 
@@ -562,3 +566,56 @@ def test_an_event_of_another_owner_reaches_a_visible_subscription_only_if_public
 
 def _posts_of(world: World) -> list[Post]:
     return world.receiver.posts
+
+
+# -- operations ----------------------------------------------------------------------------------
+
+
+def test_reseal_moves_webhooks_to_the_current_sealing_key(world: World) -> None:
+    secret = subscribe(world)
+    old_key = world.sealer
+    world.sealer = Sealer(bytes(range(100, 132)), previous=[TEST_SEALING_KEY])
+    report = reseal_all(world.deps)
+    assert report.ok and report.resealed >= 1
+    stored = world.webhooks.peek(ALICE.id, "hook")
+    assert (
+        stored is not None
+        and world.sealer.is_current(stored.sealed)
+        and not old_key.is_current(stored.sealed)
+    )
+    assert webhooks.get(world.deps, ALICE, "hook").url == HOOK
+    world.register(finish=False)
+    world.pump()
+    Webhook(secret).verify(world.receiver.posts[0].body, world.receiver.posts[0].headers)
+
+    world.sealer = Sealer(bytes(range(200, 232)))  # a key that opens nothing stored
+    assert f"webhook {ALICE.id}/hook" in (reseal_all(world.deps).unreadable or [])
+
+
+def test_the_webhook_settings_have_production_defaults() -> None:
+    settings = make_settings()
+    assert (settings.max_webhooks, settings.webhook_retry_base_seconds) == (25, 30)
+    assert (settings.webhooks_table, settings.webhook_deliveries_table) == ("webhooks", "webhookdeliveries")
+    tuned = make_settings(REGISTRY_MAX_WEBHOOKS="3", REGISTRY_WEBHOOK_RETRY_BASE_SECONDS="0.5")
+    assert (tuned.max_webhooks, tuned.webhook_retry_base_seconds) == (3, 0.5)
+    with pytest.raises(SettingsError):
+        make_settings(REGISTRY_WEBHOOK_RETRY_BASE_SECONDS="0")
+
+
+def test_a_delivery_job_that_ends_in_the_poison_queue_fails_its_delivery(world: World) -> None:
+    subscribe(world)
+    world.register(finish=False)
+    world.webhooks.unavailable.add("subscription")  # the registry's own storage keeps failing
+    with pytest.raises(StorageUnavailable):
+        world.pump()
+    world.webhooks.unavailable.clear()
+    job = webhook_delivery.job_for(world.webhooks.all_deliveries()[0])  # the message that kept failing
+    assert webhook_delivery.give_up_poisoned(job.to_json(), world.deps, "StorageUnavailable")
+    delivery = world.webhooks.all_deliveries()[0]
+    assert delivery.status is DeliveryStatus.FAILED and "repeated errors" in delivery.error
+    assert not webhook_delivery.give_up_poisoned(
+        b'{"schema": 1, "kind": "dispatch", "owner": "x"}', world.deps
+    )
+    webhooks.redeliver(world.deps, ALICE, "hook", delivery.event_id)  # and it can be sent again
+    world.pump()
+    assert world.webhooks.all_deliveries()[0].status is DeliveryStatus.DELIVERED
