@@ -29,13 +29,14 @@ from pydantic import (
     field_validator,
 )
 
-from registry.domain.vocabulary import LANGUAGE_TYPES, DataType, ModelType
-from registry.domain.webhooks import EVENT_KINDS as WEBHOOK_EVENT_KINDS
-from registry.signing.bundle import GIT_PATHS, IGNORED_PATHS
+from registry.domain.events import EventType
+from registry.domain.vocabulary import GIT_PATHS, IGNORED_PATHS, LANGUAGE_TYPES, DataType, ModelType
 from registry.sources import SourceRefused, check_source_url
 from registry.webhook_targets import MAX_URL_LENGTH as WEBHOOK_URL_MAX
 from registry.webhook_targets import TargetRefused, webhook_url_pattern
 from registry.webhook_targets import check_url as check_webhook_url
+
+WEBHOOK_EVENT_KINDS = tuple(t.short for t in EventType)
 
 # Path words of the API: a name, version or owner spelled like one would shadow a route.
 RESERVED_WORDS = frozenset({"status", "index", "files", "clone", "manifest", "manifests", "history"})

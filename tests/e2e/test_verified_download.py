@@ -22,6 +22,7 @@ from tests.e2e.helpers import MIB, body, register
 
 API = "/api/v1.0"
 MODEL_SIGNING = Path(sys.executable).parent / "model_signing"
+REGISTRY_CLI = Path(sys.executable).parent / "registry"
 FILES = {"weights/model.bin": os.urandom(3 * MIB + 5), "tokenizer/vocab.txt": b"a\nb\n" * 500}
 
 
@@ -53,7 +54,8 @@ def test_a_registered_model_downloads_verified_and_model_signing_accepts_it(
 
     model = tmp_path / "model"
     api = signing_host.url
-    fetched = _run(sys.executable, "-m", "registry", "download", name, "1", "alice", "--dir", str(model),
+    # The `registry` command line (OWNER defaults to the caller); `python -m registry verify` below.
+    fetched = _run(str(REGISTRY_CLI), "download", name, "1", "--dir", str(model),
                    "--api", api, "--as", "alice", "--no-progress")  # fmt: skip
     assert fetched.returncode == 0, fetched.stderr
     for path, data in FILES.items():
