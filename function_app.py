@@ -4,7 +4,14 @@ import os
 
 import azure.functions as func
 
-from registry.blueprints import maintenance, models_api, registration_api, servicebus_jobs, storage_jobs
+from registry.blueprints import (
+    maintenance,
+    models_api,
+    registration_api,
+    servicebus_jobs,
+    storage_jobs,
+    webhooks_api,
+)
 from registry.settings import STORAGE_CONNECTION, current_settings, job_queue_kind
 from registry.web import views as web_catalog
 
@@ -15,6 +22,7 @@ if os.environ.get(STORAGE_CONNECTION) or os.environ.get(f"{STORAGE_CONNECTION}__
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 app.register_functions(registration_api.bp)
 app.register_functions(models_api.bp)
+app.register_functions(webhooks_api.bp)
 app.register_functions(maintenance.bp)
 app.register_functions(web_catalog.bp)
 # One job worker, on the queue the settings choose (the host indexes this at start-up).

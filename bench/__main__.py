@@ -21,6 +21,7 @@ from bench import (
     recovery,
     registration,
     round_trips,
+    webhooks,
 )
 from bench.report import Figure, summary
 
@@ -45,6 +46,7 @@ BENCHMARKS: dict[str, Runner] = {
         cli_upload.UploadPlan.quick() if quick else cli_upload.UploadPlan()
     ),
     "catalog": lambda quick: catalog.run(catalog.CatalogPlan.quick() if quick else catalog.CatalogPlan()),
+    "webhooks": lambda quick: webhooks.run(webhooks.WebhookPlan.quick() if quick else webhooks.WebhookPlan()),
 }
 
 

@@ -15,9 +15,9 @@ default quota's worth: see PER_OWNER).
   its per-invocation log lines off. The host's HTTP server is not what runs in Azure.
 - The ceiling: what one registration costs the storage at least, done from this process at the
   same concurrency, on one table and one queue client sharing one transport (as the app's do): the
-  same Table write (the entities the API itself wrote for a registration, so of the same size,
-  under new keys, in one entity group transaction when there are index rows, as the registry
-  writes them) plus the same queue message.
+  same Table write (the entities the API itself wrote for a registration: its record, its
+  listing's index rows and its events' outbox rows, so of the same size, under new keys, in one
+  entity group transaction as the registry writes them) plus the same queue message.
 
 The three sides run in rounds, their order rotating, so that drift in the machine's load favours
 none. Each figure is its side's median round against the ceiling's median round (medians, not
@@ -55,6 +55,7 @@ from bench.processes import (
 )
 from bench.report import REPORT_ONLY, Figure
 from bench.sources import OwnerContainer
+from registry.adapters.table_codec import OUTBOX_MARK
 from registry.blueprints import models_api
 from registry.blueprints.http import Route, serve
 from registry.bootstrap import shared_transport
@@ -194,44 +195,43 @@ class HostLoad:
 
 @dataclass(frozen=True)
 class WrittenRows:
-    """What the registry wrote for one registration: its record, and its index rows."""
+    """What the registry wrote for one registration: its record, its listing's index rows and
+    its events (outbox rows), all in the owner's partition."""
 
     record: dict[str, Any]
     index_rows: list[dict[str, Any]]
+    outbox_rows: list[dict[str, Any]]
 
-    def rekeyed(
-        self, owner: str, version: str, registration_id: str
-    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    def rekeyed(self, owner: str, version: str, registration_id: str) -> list[tuple[str, dict[str, Any]]]:
+        """The same entities for another registration, as the operations the registry sends."""
         old_key, new_key = self.record["RowKey"], sort_key(MODEL, version)
         record = {**self.record, "PartitionKey": owner, "RowKey": new_key}
         record |= {"owner": owner, "version": version, "registration_id": registration_id}
-        rows = [
-            {
-                **row,
-                "PartitionKey": owner,
-                "RowKey": row["RowKey"].removesuffix(old_key) + new_key,
-                "version": version,
-            }
-            for row in self.index_rows
-        ]
-        return record, rows
+        operations = [("create", record)]
+        for row in self.index_rows:
+            key = row["RowKey"].removesuffix(old_key) + new_key
+            operations.append(("upsert", {**row, "PartitionKey": owner, "RowKey": key, "version": version}))
+        for row in self.outbox_rows:
+            key = f"{OUTBOX_MARK}{row['RowKey'].removeprefix(OUTBOX_MARK)[:21]}-{uuid.uuid4()}"
+            operations.append(("create", {**row, "PartitionKey": owner, "RowKey": key}))
+        return operations
 
 
-def written_rows(connection_string: str, settings: Settings, side: str) -> WrittenRows:
-    """The rows the API wrote for the side's first registration, as plain dicts."""
-    owner, key = owner_of(side, 0), sort_key(MODEL, version_of(0))
+def written_rows(connection_string: str, settings: Settings, owner: str) -> WrittenRows:
+    """The rows the API wrote for the owner's one registration, as plain dicts."""
+    key = sort_key(MODEL, version_of(0))
     with TableClient.from_connection_string(connection_string, settings.registrations_table) as table:
-        rows = [
-            dict(entity)
-            for entity in table.query_entities("PartitionKey eq @owner", parameters={"owner": owner})
-            if entity["RowKey"].endswith(key)
-        ]
+        rows = [dict(e) for e in table.query_entities("PartitionKey eq @owner", parameters={"owner": owner})]
     records = [row for row in rows if row["RowKey"] == key]
     if len(records) != 1:
         raise RuntimeError(
             f"the API wrote no registration {key} of {owner} in {settings.registrations_table}"
         )
-    return WrittenRows(records[0], [row for row in rows if row["RowKey"] != key])
+    return WrittenRows(
+        records[0],
+        [row for row in rows if row["RowKey"] != key and row["RowKey"].endswith(key)],
+        [row for row in rows if row["RowKey"].startswith(OUTBOX_MARK)],
+    )
 
 
 class CeilingLoad:
@@ -245,11 +245,11 @@ class CeilingLoad:
 
     def record(self, _session: None, index: int) -> None:
         owner, version, registration_id = owner_of(self.side, index), version_of(index), uuid.uuid4().hex
-        record, index_rows = self.rows.rekeyed(owner, version, registration_id)
-        if index_rows:  # as the registry's store writes a record with its index rows
-            self.table.submit_transaction([("create", record), *(("upsert", row) for row in index_rows)])
+        operations = self.rows.rekeyed(owner, version, registration_id)
+        if len(operations) > 1:  # as the registry's store writes a record with its other rows
+            self.table.submit_transaction(operations)
         else:
-            self.table.create_entity(record)
+            self.table.create_entity(operations[0][1])
         self.queue.send_message(CopyJob(owner, MODEL, version, registration_id).to_json())
 
     def load(self) -> Load[None]:
@@ -290,6 +290,8 @@ class Rounds:
     ceiling: list[LoadResult] = field(default_factory=list)
     jobs_enqueued: int = 0  # messages on the job queue at the end: none was taken by a worker
     in_process_requests: Counter[str] = field(default_factory=Counter)  # storage requests, all rounds
+
+    written: WrittenRows | None = None  # what one registration wrote, and the ceiling writes
 
     def side(self, name: str) -> list[LoadResult]:
         results: list[LoadResult] = getattr(self, name)
@@ -338,13 +340,20 @@ def measure(plan: RegistrationPlan, log_path: Path) -> Rounds:
             }
             for name, run in sides.items():
                 _warm(name, run, plan, host.tail)
-            # The ceiling writes what the API wrote (same size), under its own keys in its own table.
-            ceiling = CeilingLoad(
-                table, queue, prefixes["ceiling"], written_rows(connection, settings, prefixes["in_process"])
+            # The ceiling writes what the API wrote for a registration (the same entities, of the
+            # same size), under its own keys in its own table: one registration by an owner of its
+            # own shows them all.
+            template_owner = f"template-{run_id}"
+            response = serve(
+                put_request(template_owner, MODEL, version_of(0), bodies[0]), register_route(), deps
             )
+            if response.status_code != 202:
+                raise RuntimeError(f"the template registration answered {response.status_code}")
+            written = written_rows(connection, settings, template_owner)
+            ceiling = CeilingLoad(table, queue, prefixes["ceiling"], written)
             sides["ceiling"] = lambda count, first: ceiling.load().run(count, plan.concurrency, first)
             _warm("ceiling", sides["ceiling"], plan, host.tail)
-            rounds = Rounds()
+            rounds = Rounds(written=written)
             requests_before = Counter(transport.counts)
             order = list(sides)
             for round_no in range(plan.rounds):
@@ -369,8 +378,14 @@ def run(plan: RegistrationPlan, log_dir: Path | None = None) -> list[Figure]:
         rounds = measure(plan, (log_dir or Path(scratch)) / "host-registration.log")
     ceiling = Rounds.median(rounds.ceiling)
     common = {
-        "baseline_is": "the same Table write (record + index rows, one entity group transaction) and "
-        "queue message through the SDK, same process, same concurrency, one shared transport",
+        "baseline_is": "the same Table write (the record, its index rows and its outbox rows, one entity "
+        "group transaction) and queue message through the SDK, same process, same concurrency, one "
+        "shared transport",
+        "entities_written_per_registration": {
+            "record": 1,
+            "index_rows": len(rounds.written.index_rows) if rounds.written else None,
+            "outbox_rows": len(rounds.written.outbox_rows) if rounds.written else None,
+        },
         "concurrency": plan.concurrency,
         "registrations_per_owner": PER_OWNER,
         "requests_per_round": plan.per_round,

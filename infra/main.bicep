@@ -167,6 +167,8 @@ module storage 'modules/storage.bicep' = {
       'catalog'
       'registrationchanges'
       'manifests'
+      'webhooks'
+      'webhookdeliveries'
     ]
     queueNames: [
       storageJobQueue
@@ -278,6 +280,12 @@ var appSettings = {
   REGISTRY_CATALOG_TABLE: 'catalog'
   REGISTRY_CHANGES_TABLE: 'registrationchanges'
   REGISTRY_MANIFESTS_TABLE: 'manifests'
+  // Webhooks: subscriptions (and the index of those hearing of others' public models), delivery logs;
+  // at most 25 per owner; retries start 30 s after a failed attempt and grow to 6 h, for 24 h.
+  REGISTRY_WEBHOOKS_TABLE: 'webhooks'
+  REGISTRY_WEBHOOK_DELIVERIES_TABLE: 'webhookdeliveries'
+  REGISTRY_MAX_WEBHOOKS: '25'
+  REGISTRY_WEBHOOK_RETRY_BASE_SECONDS: '30'
   // Copy tuning: 8 MiB blocks, 8 in flight, 200 s slices under a 30 s lease renewed at every
   // checkpoint (Service Bus locks for 30 s, renewed by the trigger), registrations idle for 15
   // minutes are picked up again.

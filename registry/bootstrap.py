@@ -25,14 +25,18 @@ from registry.adapters.eventgrid import EventGridSink
 from registry.adapters.queues import StorageJobQueue
 from registry.adapters.servicebus import ServiceBusJobQueue
 from registry.adapters.tables import TableNames, TableRegistrationStore
+from registry.adapters.webhook_http import PinnedWebhookClient
+from registry.adapters.webhook_tables import TableWebhookStore
+from registry.domain.model import utcnow
 from registry.ports import EventSink
 from registry.sealing import Sealer
 from registry.services.dependencies import Dependencies
 from registry.services.limits import Admission
+from registry.services.webhook_delivery import WebhookFanout
 from registry.settings import Settings, current_settings
 from registry.signing.model_signer import model_signer_from_settings
 
-_STORAGE_PORTS = ("store", "copier", "files")
+_STORAGE_PORTS = ("store", "copier", "files", "webhooks")
 
 
 def shared_transport(pool_size: int = 64) -> RequestsTransport:
@@ -49,7 +53,8 @@ def shared_transport(pool_size: int = 64) -> RequestsTransport:
 
 def build(settings: Settings, **overrides: Any) -> Dependencies:
     """The dependencies for these settings; keyword arguments replace ports (store, queue,
-    copier, files), the sealer, the admission control or the clock (now)."""
+    copier, files, webhooks, webhook_client), the sealer, the admission control, the event sinks
+    or the clock (now)."""
     known = {f.name for f in fields(Dependencies)} - {"settings"}
     unknown = set(overrides) - known
     if unknown:
@@ -64,8 +69,11 @@ def build(settings: Settings, **overrides: Any) -> Dependencies:
     parts.setdefault("admission", Admission(settings.quotas.rate_limits))
     if "signer" not in parts:
         parts["signer"] = model_signer_from_settings(settings)
+    parts.setdefault("webhook_client", PinnedWebhookClient(dev_mode=settings.dev_mode))
     if "event_sinks" not in parts:
-        parts["event_sinks"] = _event_sinks(settings)
+        # Event Grid (when configured) and the webhook fan-out: every event goes to each.
+        webhooks = WebhookFanout(parts["webhooks"], parts["queue"], parts.get("now", utcnow))
+        parts["event_sinks"] = (*_event_sinks(settings), webhooks)
     return Dependencies(settings=settings, **parts)
 
 
@@ -103,12 +111,19 @@ def _storage_adapters(settings: Settings, transport: RequestsTransport) -> dict[
         settings.manifests_table,
     )
     store = TableRegistrationStore(names, tables)
+    webhooks = TableWebhookStore(tables, settings.webhooks_table, settings.webhook_deliveries_table)
     copier = AzureBlobCopier(container, transport)
     if settings.storage_connection_string:
         # Locally the emulator starts empty; in Azure the infrastructure creates these.
         store.ensure_tables()
+        webhooks.ensure_tables()
         copier.ensure_container()
-    return {"store": store, "copier": copier, "files": AzureModelFiles(container, blobs)}
+    return {
+        "store": store,
+        "copier": copier,
+        "files": AzureModelFiles(container, blobs),
+        "webhooks": webhooks,
+    }
 
 
 def _job_queue(settings: Settings, transport: RequestsTransport) -> StorageJobQueue | ServiceBusJobQueue:

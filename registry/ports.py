@@ -18,6 +18,7 @@ from registry.domain.model import (
     SourceInfo,
 )
 from registry.domain.vocabulary import State
+from registry.domain.webhooks import Attempt, Delivery, Subscription
 
 
 class Registrations(Protocol):
@@ -199,3 +200,61 @@ class ModelFiles(Protocol):
 
     def delete_prefix(self, prefix: str) -> int:
         """Delete every blob under the prefix, uncommitted ones included; returns how many."""
+
+
+class WebhookStore(Protocol):
+    """Webhook subscriptions (per owner), the index of those that listen to other owners' public
+    events (by model name filter), and each subscription's delivery log."""
+
+    def subscription(self, owner: str, subscription_id: str) -> Subscription | None: ...
+
+    def subscriptions(self, owner: str) -> list[Subscription]:
+        """The owner's subscriptions, by id."""
+
+    def save_subscription(self, subscription: Subscription, previous: Subscription | None) -> Subscription:
+        """Create it (`previous` None: AlreadyExists if the id is taken) or replace `previous`
+        (If-Match: ConcurrentUpdate if it changed since read), keeping the listeners' index in line."""
+
+    def delete_subscription(self, subscription: Subscription) -> None:
+        """Remove it, its index rows and its delivery log (idempotent)."""
+
+    def listeners(self, model_name: str) -> list[tuple[str, str, tuple[str, ...]]]:
+        """(owner, subscription id, event types) of every enabled `visible` subscription whose model
+        filter takes this name (or that has none): who may hear of another owner's public model."""
+
+    def all_subscriptions(self) -> Iterator[Subscription]:
+        """Every owner's subscriptions (maintenance: re-sealing under a new key)."""
+
+    def stale_logs(self, pruned_before: datetime) -> Iterator[Subscription]:
+        """Subscriptions whose delivery log was last pruned before then (or never)."""
+
+    def add_delivery(self, delivery: Delivery) -> bool:
+        """Record a new delivery; False if this subscription has one for this event already."""
+
+    def delivery(
+        self, owner: str, subscription_id: str, event_time: datetime, event_id: str
+    ) -> Delivery | None:
+        """The delivery of that event (a point read: its key is the event's time and id)."""
+
+    def find_delivery(self, owner: str, subscription_id: str, event_id: str) -> Delivery | None:
+        """The delivery of the event with this id (reads the subscription's log: 30 days at most)."""
+
+    def save_delivery(self, delivery: Delivery) -> Delivery:
+        """Write it back if unchanged since read (If-Match); ConcurrentUpdate otherwise."""
+
+    def deliveries(
+        self, owner: str, subscription_id: str, limit: int, after: tuple[datetime, str] | None = None
+    ) -> list[Delivery]:
+        """At most `limit` deliveries, newest event first; with `after` (an event's time and id
+        read before), those that follow it."""
+
+    def prune_deliveries(self, owner: str, subscription_id: str, before: datetime) -> int:
+        """Remove the deliveries of events older than `before`; returns how many."""
+
+
+class WebhookClient(Protocol):
+    """Sends one signed POST to a subscriber."""
+
+    def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> Attempt:
+        """What the subscriber answered, or why nothing was sent or heard (never raises for the
+        subscriber's faults: refused addresses, timeouts, connection errors are Attempts too)."""

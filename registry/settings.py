@@ -96,6 +96,12 @@ class Settings:
     # published to (none: no Event Grid).
     base_url: str = "http://127.0.0.1:7071"
     event_grid_endpoint: str | None = None
+    # Webhooks (registry/services/webhooks.py): their tables, how many one owner may have, and the
+    # first retry delay (the schedule grows from it; see registry/domain/webhooks.py).
+    webhooks_table: str = "webhooks"
+    webhook_deliveries_table: str = "webhookdeliveries"
+    max_webhooks: int = 25
+    webhook_retry_base_seconds: float = 30.0
 
     @property
     def trusts_principal_headers(self) -> bool:
@@ -342,6 +348,10 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         signing_previous_public_keys=signing_previous,
         base_url=_base_url(env, running_in_azure),
         event_grid_endpoint=_event_grid_endpoint(env),
+        webhooks_table=env.get("REGISTRY_WEBHOOKS_TABLE", "webhooks"),
+        webhook_deliveries_table=env.get("REGISTRY_WEBHOOK_DELIVERIES_TABLE", "webhookdeliveries"),
+        max_webhooks=int(_number(env, "REGISTRY_MAX_WEBHOOKS", 25, 1)),
+        webhook_retry_base_seconds=_number(env, "REGISTRY_WEBHOOK_RETRY_BASE_SECONDS", 30, 0.1),
     )
 
 

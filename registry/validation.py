@@ -13,7 +13,7 @@ import keyword
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -29,8 +29,14 @@ from pydantic import (
     field_validator,
 )
 
+from registry.domain.events import EventType
 from registry.domain.vocabulary import GIT_PATHS, IGNORED_PATHS, LANGUAGE_TYPES, DataType, ModelType
 from registry.sources import SourceRefused, check_source_url
+from registry.webhook_targets import MAX_URL_LENGTH as WEBHOOK_URL_MAX
+from registry.webhook_targets import TargetRefused, webhook_url_pattern
+from registry.webhook_targets import check_url as check_webhook_url
+
+WEBHOOK_EVENT_KINDS = tuple(t.short for t in EventType)
 
 # Path words of the API: a name, version or owner spelled like one would shadow a route.
 RESERVED_WORDS = frozenset({"status", "index", "files", "clone", "manifest", "manifests", "history"})
@@ -667,3 +673,88 @@ def parse_with(model: type[M], body: Any, context: RequestContext) -> M:
     if problems:
         raise InvalidRequest(problems)
     return parsed
+
+
+# -- webhook subscriptions ----------------------------------------------------------------------
+
+# Marks the schema of a webhook URL: the OpenAPI document states dev mode's loopback URLs too.
+WEBHOOK_URL_MARK = "x-webhook-url"
+MODEL_FILTER_PATTERN = r"^(?:[A-Za-z0-9][A-Za-z0-9._-]{0,127}|[A-Za-z0-9][A-Za-z0-9._-]{2,127}\*)$"
+_MODEL_FILTER = re.compile(MODEL_FILTER_PATTERN)
+MODEL_FILTER_RULE = "a model name, or at least 3 of its first characters followed by '*'"
+
+
+@dataclass(frozen=True)
+class WebhookContext:
+    dev_mode: bool = False  # local development: http receivers on loopback are taken
+
+
+def _webhook_url(value: str, info: ValidationInfo) -> str:
+    dev_mode = isinstance(info.context, WebhookContext) and info.context.dev_mode
+    try:
+        return check_webhook_url(value, dev_mode=dev_mode)
+    except TargetRefused as refused:
+        raise ValueError(f"webhook URL {refused}") from None
+
+
+def _model_filter(value: str) -> str:
+    if not _MODEL_FILTER.fullmatch(value):
+        raise ValueError(MODEL_FILTER_RULE)
+    return value
+
+
+def _event_kind(value: str) -> str:
+    if value not in WEBHOOK_EVENT_KINDS:
+        raise ValueError(f"must be one of {', '.join(WEBHOOK_EVENT_KINDS)}")
+    return value
+
+
+WebhookUrl = Annotated[
+    str,
+    AfterValidator(_webhook_url),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": WEBHOOK_URL_MAX,
+            "pattern": webhook_url_pattern(dev_mode=False),
+            "description": "where events are POSTed: an https URL on a public DNS name",
+            WEBHOOK_URL_MARK: True,
+        }
+    ),
+]
+ModelNameFilter = Annotated[
+    str,
+    AfterValidator(_model_filter),
+    Field(max_length=129, json_schema_extra={"pattern": MODEL_FILTER_PATTERN}),
+]
+EventKindName = Annotated[
+    str, AfterValidator(_event_kind), Field(json_schema_extra={"enum": list(WEBHOOK_EVENT_KINDS)})
+]
+
+
+class WebhookRequest(_Strict):
+    """PUT /webhooks/{id}: where to send which events."""
+
+    url: WebhookUrl
+    events: (
+        Annotated[list[EventKindName], Field(min_length=1, max_length=2 * len(WEBHOOK_EVENT_KINDS))] | None
+    ) = Field(default=None, description="event types (short names); absent: every type")
+    models: Annotated[list[ModelNameFilter], Field(min_length=1, max_length=10)] | None = Field(
+        default=None, description="model names, or `prefix*` (3 characters at least); absent: every model"
+    )
+    scope: Literal["own", "visible"] = Field(
+        default="own",
+        description="own: the caller's models; visible: also other owners' models, while they are public",
+    )
+    description: Annotated[str, Field(max_length=256)] = ""
+
+
+def parse_webhook_request(body: Any, *, dev_mode: bool) -> WebhookRequest:
+    """The validated body; InvalidRequest naming each field and rule."""
+    if not isinstance(body, dict):
+        raise InvalidRequest([FieldError("body", "must be a JSON object")])
+    try:
+        return WebhookRequest.model_validate(body, context=WebhookContext(dev_mode))
+    except ValidationError as problem:
+        raise InvalidRequest(field_errors(problem)) from None

@@ -9,12 +9,19 @@ from typing import Any
 
 from registry.bootstrap import build
 from registry.domain.model import Registration
-from registry.ports import EventSink, JobQueue, RegistrationStore
+from registry.ports import EventSink, JobQueue, RegistrationStore, WebhookClient, WebhookStore
 from registry.sealing import Sealer
 from registry.services.dependencies import Dependencies
 from registry.services.limits import Admission
 from registry.settings import Settings, load_settings
-from tests.fakes import FakeBlobCopier, FakeClock, FakeJobQueue, FakeRegistrationStore
+from tests.fakes import (
+    FakeBlobCopier,
+    FakeClock,
+    FakeJobQueue,
+    FakeRegistrationStore,
+    FakeWebhookClient,
+    FakeWebhookStore,
+)
 
 TEST_SEALING_KEY = bytes(range(32))
 SAS = "sv=2024-05-04&se=2030-01-01T00%3A00%3A00Z&sr=b&sp=r&sig=c2VjcmV0LXNpZ25hdHVyZQ%3D%3D"
@@ -137,6 +144,8 @@ def make_deps(
     now: FakeClock | None = None,
     sealer: Sealer | None = None,
     monotonic: Callable[[], float] | None = None,
+    webhooks: WebhookStore | None = None,
+    webhook_client: WebhookClient | None = None,
     event_sinks: tuple[EventSink, ...] = (),
 ) -> Dependencies:
     """Dependencies on fakes (each made fresh unless given); no rate limit."""
@@ -145,6 +154,8 @@ def make_deps(
         settings or make_settings(),
         store=store or FakeRegistrationStore(),
         queue=queue or FakeJobQueue(),
+        webhooks=webhooks if webhooks is not None else FakeWebhookStore(),
+        webhook_client=webhook_client if webhook_client is not None else FakeWebhookClient(),
         copier=blobs,
         files=blobs,
         sealer=sealer or Sealer(TEST_SEALING_KEY),

@@ -56,6 +56,17 @@ def test_the_app_declares_exactly_the_registry_functions_with_their_triggers() -
         "delete_model": ("httpTrigger", "v1.0/model/{name}/{version}", ("DELETE",)),
         "clone_model": ("httpTrigger", "v1.0/model/clone/{name}/{version}", ("PUT",)),
         "openapi_document": ("httpTrigger", "v1.0/openapi.json", ("GET",)),
+        "put_webhook": ("httpTrigger", "v1.0/webhooks/{id}", ("PUT",)),
+        "list_webhooks": ("httpTrigger", "v1.0/webhooks", ("GET",)),
+        "get_webhook": ("httpTrigger", "v1.0/webhooks/{id}", ("GET",)),
+        "delete_webhook": ("httpTrigger", "v1.0/webhooks/{id}", ("DELETE",)),
+        "rotate_webhook_secret": ("httpTrigger", "v1.0/webhooks/{id}/rotate-secret", ("POST",)),
+        "list_webhook_deliveries": ("httpTrigger", "v1.0/webhooks/{id}/deliveries", ("GET",)),
+        "redeliver_webhook_event": (
+            "httpTrigger",
+            "v1.0/webhooks/{id}/deliveries/{event_id}/redeliver",
+            ("POST",),
+        ),
         # The web catalog (registry/web)
         "catalog_home": ("httpTrigger", "catalog", ("GET",)),
         "catalog_models": ("httpTrigger", "catalog/models", ("GET",)),

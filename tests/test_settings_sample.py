@@ -11,7 +11,7 @@ from registry.settings import load_settings
 SAMPLE = Path(__file__).resolve().parents[1] / "local.settings.sample.json"
 # Read by the Functions host (or set by App Service), not by the registry's code.
 PLATFORM = {"FUNCTIONS_WORKER_RUNTIME", "AzureWebJobsFeatureFlags"}
-INJECTED_IN_AZURE = {"WEBSITE_INSTANCE_ID", "WEBSITE_SITE_NAME", "WEBSITE_AUTH_ENABLED"}
+INJECTED_IN_AZURE = {"WEBSITE_INSTANCE_ID", "WEBSITE_SITE_NAME", "WEBSITE_AUTH_ENABLED", "WEBSITE_HOSTNAME"}
 
 
 class RecordingSettings(dict[str, str]):

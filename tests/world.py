@@ -20,12 +20,14 @@ from registry.domain.listing import ModelFilter
 from registry.domain.model import ModelKey, Registration
 from registry.identity import Principal
 from registry.sealing import Sealer
-from registry.services import history
+from registry.services import events, history
 from registry.services import models as service
 from registry.services.copying import MIB, CopyPolicy, Outcome, process_job
 from registry.services.dependencies import Dependencies
 from registry.services.events import dispatch_all
+from registry.services.jobs import handle_message
 from registry.services.registration import register
+from registry.services.webhook_delivery import WebhookFanout
 from registry.settings import Settings
 from tests.builders import (
     TEST_SEALING_KEY,
@@ -41,6 +43,8 @@ from tests.fakes import (
     FakeClock,
     FakeJobQueue,
     FakeRegistrationStore,
+    FakeWebhookClient,
+    FakeWebhookStore,
     RecordingSink,
 )
 
@@ -83,6 +87,9 @@ class World:
     # The last request body registered, and the files registered under each name.
     last_body: dict[str, Any] = field(default_factory=dict)
     files_of: dict[str, dict[str, bytes]] = field(default_factory=dict)
+    # Webhooks: the subscriptions and delivery logs, and the subscribers' side of every POST.
+    webhooks: FakeWebhookStore = field(default_factory=FakeWebhookStore)
+    receiver: FakeWebhookClient = field(default_factory=FakeWebhookClient)
 
     @property
     def deps(self) -> Dependencies:
@@ -94,7 +101,9 @@ class World:
             now=self.now,
             sealer=self.sealer,
             monotonic=self.monotonic,
-            event_sinks=(self.sink,),
+            webhooks=self.webhooks,
+            webhook_client=self.receiver,
+            event_sinks=(self.sink, WebhookFanout(self.webhooks, self.queue, self.now)),
         )
 
     # -- registering and copying --
@@ -137,6 +146,19 @@ class World:
                 return outcomes
             outcomes += [self.process(job) for job in jobs]
         raise AssertionError("the queue never drained")
+
+    def pump(self, limit: int = 200) -> list[str]:
+        """Deliver every pending event as the worker would: dispatch the outboxes, then run every
+        dispatch and webhook job that is due now (delayed ones, retries, stay queued)."""
+        outcomes: list[str] = []
+        for _ in range(limit):
+            events.dispatch_all(self.deps)
+            due = [s for s in self.queue.sent if not isinstance(s.job, CopyJob) and not s.delay_seconds]
+            if not due:
+                return outcomes
+            self.queue.sent = [s for s in self.queue.sent if s not in due]
+            outcomes += [handle_message(s.job.to_json(), self.deps, redelivered=False) for s in due]
+        raise AssertionError("the jobs never ended")
 
     def delivered(self) -> list[Event]:
         """Dispatch every pending event (as the sweep does); everything the sink received so far."""

@@ -49,13 +49,15 @@ param modelsContainerName string = 'models'
 @description('Container that Flex Consumption reads the deployment package from.')
 param deploymentContainerName string = 'deploymentpackage'
 
-@description('Tables the registry uses (registrations, per-file progress, catalog, changes, manifests).')
+@description('Tables the registry uses (registrations, per-file progress, catalog, changes, manifests, webhooks and their deliveries).')
 param tableNames array = [
   'registrations'
   'registrationfiles'
   'catalog'
   'registrationchanges'
   'manifests'
+  'webhooks'
+  'webhookdeliveries'
 ]
 
 @description('Storage queues: the job queue the code names, and the poison queue the host moves failed messages to.')

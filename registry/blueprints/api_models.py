@@ -290,3 +290,83 @@ class StatusQuery(BaseModel):
         default=None,
         description="Answer as soon as the state or progress changes, or after this many seconds",
     )
+
+
+# -- webhooks -----------------------------------------------------------------------------------
+
+
+class WebhookResponse(BaseModel):
+    """A webhook subscription as its owner reads it (never its secret)."""
+
+    id: str
+    url: str
+    events: list[EventKind] | SkipJsonSchema[None] = Optional(description="absent: every event type")
+    models: list[str] | SkipJsonSchema[None] = Optional(description="absent: every model")
+    scope: str = Field(description="own | visible", json_schema_extra={"enum": ["own", "visible"]})
+    description: str
+    enabled: bool
+    disabled_reason: str | SkipJsonSchema[None] = Optional(description="why it was disabled")
+    disabled_at: str | SkipJsonSchema[None] = Optional()
+    failing_since: str | SkipJsonSchema[None] = Optional(
+        description="the first failed delivery since the last one that got through"
+    )
+    created_at: str
+    updated_at: str
+    secret_rotated_at: str
+    previous_secret_until: str | SkipJsonSchema[None] = Optional(
+        description="after a rotation, the previous secret also signs until then"
+    )
+
+
+class WebhookCreated(WebhookResponse):
+    secret: str = Field(description="the signing secret (whsec_<base64>): shown this once, keep it")
+
+
+class WebhookSecret(BaseModel):
+    id: str
+    secret: str = Field(description="the new signing secret (whsec_<base64>): shown this once, keep it")
+    previous_secret_until: str | SkipJsonSchema[None] = Optional(
+        description="the previous secret also signs until then (two signatures per delivery)"
+    )
+
+
+class WebhookList(BaseModel):
+    webhooks: list[WebhookResponse] = Field(description="by id")
+
+
+class DeliveriesQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    limit: Annotated[int, Field(ge=1, le=100)] | None = Field(
+        default=None, description="Page size (default 20)"
+    )
+    continuation: Annotated[str, Field(min_length=1, max_length=2048)] | None = Field(
+        default=None, description="The token of the previous page"
+    )
+
+
+class DeliveryView(BaseModel):
+    event_id: str
+    type: EventKind
+    subject: str
+    event_time: str
+    status: str = Field(
+        description="pending | delivered | failed | skipped",
+        json_schema_extra={"enum": ["pending", "delivered", "failed", "skipped"]},
+    )
+    attempts: int
+    response_status: int | SkipJsonSchema[None] = Optional(description="the last attempt's HTTP status")
+    error: str | SkipJsonSchema[None] = Optional(
+        description="why the last attempt failed, or why none was made"
+    )
+    created_at: str = Field(description="when the event was handed to this webhook")
+    first_attempt_at: str | SkipJsonSchema[None] = Optional()
+    last_attempt_at: str | SkipJsonSchema[None] = Optional()
+    next_attempt_at: str | SkipJsonSchema[None] = Optional(description="while pending")
+    delivered_at: str | SkipJsonSchema[None] = Optional()
+    duration_ms: int | SkipJsonSchema[None] = Optional(description="the last attempt's duration")
+
+
+class DeliveryPageResponse(BaseModel):
+    deliveries: list[DeliveryView] = Field(description="newest event first")
+    continuation: str | SkipJsonSchema[None] = Optional(description="the next page's token")

@@ -26,6 +26,7 @@ from registry.identity import Principal, principal_from_headers
 from registry.services.dependencies import Dependencies
 from registry.services.models import NotVisible
 from registry.services.registration import Conflict, TooLarge, TooMany, Unavailable
+from registry.services.webhooks import Missing
 from registry.validation import MAX_JSON_DEPTH, FieldError, InvalidRequest, field_errors, json_depth
 
 log = logging.getLogger(__name__)
@@ -331,6 +332,8 @@ def _handle(req: func.HttpRequest, route: Route, deps: Dependencies, caller: Pri
         return error(400, "Invalid request", str(problem), problem.errors)
     except NotVisible:
         return not_found("the model")
+    except Missing as missing:
+        return not_found(missing.what)
     except Conflict as refused:
         return error(409, route.endpoint.conflict, str(refused))
     except TooLarge as refused:

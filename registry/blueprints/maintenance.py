@@ -17,10 +17,12 @@ bp = func.Blueprint()
 @bp.timer_trigger(arg_name="timer", schedule="0 */5 * * * *", run_on_startup=False)
 def requeue_quiet_registrations(timer: func.TimerRequest) -> None:
     swept = sweep(dependencies())
-    if swept.requeued or swept.deleted or swept.dispatched:
+    if swept.requeued or swept.deleted or swept.dispatched or swept.pruned:
         log.warning(
-            "requeued %d quiet registrations; finished %d deletes; delivered %d waiting events",
+            "requeued %d quiet registrations; finished %d deletes; delivered %d waiting events; "
+            "pruned %d old webhook deliveries",
             swept.requeued,
             swept.deleted,
             swept.dispatched,
+            swept.pruned,
         )

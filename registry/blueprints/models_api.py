@@ -6,7 +6,7 @@ import base64
 
 import azure.functions as func
 
-from registry.blueprints import openapi, registration_api, views
+from registry.blueprints import openapi, registration_api, views, webhooks_api
 from registry.blueprints.api_models import (
     HistoryPageResponse,
     HistoryQuery,
@@ -290,4 +290,4 @@ def openapi_document(req: func.HttpRequest, deps: Dependencies, caller: Principa
 
 def routes() -> tuple[Route, ...]:
     """Every HTTP route of the API (the OpenAPI document's paths)."""
-    return (*registration_api.api.routes, *api.routes)
+    return (*registration_api.api.routes, *api.routes, *webhooks_api.api.routes)

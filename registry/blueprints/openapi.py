@@ -15,14 +15,15 @@ from registry.blueprints.api_models import ErrorResponse
 from registry.blueprints.http import Route
 from registry.settings import Settings
 from registry.sources import LOOPBACK_HOSTS
-from registry.validation import IDENTIFIER_PATTERN, SOURCE_URL_MARK
+from registry.validation import IDENTIFIER_PATTERN, SOURCE_URL_MARK, WEBHOOK_URL_MARK
+from registry.webhook_targets import webhook_url_pattern
 
 _REF = "#/components/schemas/{model}"
 _PREFIX = "v1.0/"
 _ERRORS = {
     400: "Invalid request: every violated field and rule",
     401: "No caller identity",
-    404: "No such model visible to the caller",
+    404: "No such model (or webhook) visible to the caller",
     409: "Conflicts with the model's current state",
     413: "Body over 1 MiB, or more than storage holds",
     415: "Body is not JSON",
@@ -41,6 +42,8 @@ _PATH_PARAMETERS = {
     "version": ("Model version", {"type": "string", "pattern": IDENTIFIER_PATTERN}),
     "owner": ("Owner's principal id", {"type": "string", "pattern": IDENTIFIER_PATTERN}),
     "path": ("The file's name in model_files (may hold '/')", {"type": "string", "minLength": 1}),
+    "id": ("The webhook's id (chosen by its owner)", {"type": "string", "pattern": IDENTIFIER_PATTERN}),
+    "event_id": ("An event's id (the CloudEvents id)", {"type": "string", "pattern": "^[0-9a-f]{32}$"}),
 }
 
 
@@ -127,6 +130,7 @@ RULES_BEYOND_THE_SCHEMA = {
     "at least one of conda_env or docker_image": "once merged with the parent's config",
     "reserved in a model directory": "file names start with none of model.sig, registry-manifest.json, .git*",
     "is a file and also the folder of": "no file is named like another file's folder",
+    "at most 253 characters": "a webhook URL's host name has at most 253 characters",
 }
 
 
@@ -201,6 +205,8 @@ def _refine(node: Any, settings: Settings | None, *, request: bool) -> None:
         node.update(options[0] if len(options) == 1 else {"anyOf": options})
     if node.get(SOURCE_URL_MARK) and settings is not None:
         node["pattern"] = source_url_pattern(settings.allowed_source_hosts, settings.allow_insecure_sources)
+    if node.get(WEBHOOK_URL_MARK) and settings is not None:
+        node["pattern"] = webhook_url_pattern(dev_mode=settings.dev_mode)
     if node.get("x-model-files") and settings is not None:
         node["maxProperties"] = settings.quotas.max_files
     for value in node.values():

@@ -9,6 +9,7 @@ import azure.functions as func
 from registry.bootstrap import dependencies
 from registry.services.copying import fail_poisoned
 from registry.services.jobs import handle_message
+from registry.services.webhook_delivery import give_up_poisoned
 from registry.settings import JOBS_QUEUE, STORAGE_CONNECTION
 
 log = logging.getLogger(__name__)
@@ -24,6 +25,9 @@ def copy_worker(msg: func.QueueMessage) -> None:
 
 @bp.queue_trigger(arg_name="msg", queue_name=f"{JOBS_QUEUE}-poison", connection=STORAGE_CONNECTION)
 def copy_poisoned(msg: func.QueueMessage) -> None:
+    if give_up_poisoned(msg.get_body(), dependencies()):
+        log.warning("poison message %s: a webhook delivery job; its delivery is recorded failed", msg.id)
+        return
     try:
         failed = fail_poisoned(msg.get_body(), dependencies())
     except ValueError:

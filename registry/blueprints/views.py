@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from registry.blueprints.api_models import (
+    DeliveryView,
     FileStatus,
     FileView,
     HistoryEntry,
@@ -17,11 +19,16 @@ from registry.blueprints.api_models import (
     ModelRef,
     ModelResponse,
     StatusResponse,
+    WebhookCreated,
+    WebhookResponse,
+    WebhookSecret,
 )
 from registry.domain.events import Event
 from registry.domain.listing import ModelSummary
 from registry.domain.model import FileProgress, Manifest, Registration
 from registry.domain.vocabulary import FileState, ModelType
+from registry.domain.webhooks import Delivery
+from registry.services.webhooks import Webhook
 
 PHASES = {
     FileState.PENDING: "pending",
@@ -166,3 +173,63 @@ def history_entry(event: Event) -> HistoryEntry:
 
 def history_page(events: list[Event], continuation: str | None) -> HistoryPageResponse:
     return HistoryPageResponse(events=[history_entry(e) for e in events], continuation=continuation)
+
+
+# -- webhooks -----------------------------------------------------------------------------------
+
+
+def _maybe_time(moment: datetime | None) -> str | None:
+    return _timestamp(moment) if moment is not None else None
+
+
+def webhook(found: Webhook) -> WebhookResponse:
+    return WebhookResponse(**_webhook_fields(found))
+
+
+def webhook_created(found: Webhook, secret: str) -> WebhookCreated:
+    return WebhookCreated(**_webhook_fields(found), secret=secret)
+
+
+def _webhook_fields(found: Webhook) -> dict[str, Any]:
+    s = found.subscription
+    assert s.created_at is not None and s.updated_at is not None
+    return {
+        "id": s.id,
+        "url": found.url,
+        "events": list(s.events) or None,
+        "models": list(s.models) or None,
+        "scope": s.scope.value,
+        "description": s.description,
+        "enabled": s.enabled,
+        "disabled_reason": s.disabled_reason or None,
+        "disabled_at": _maybe_time(s.disabled_at),
+        "failing_since": _maybe_time(s.failing_since),
+        "created_at": _timestamp(s.created_at),
+        "updated_at": _timestamp(s.updated_at),
+        "secret_rotated_at": _timestamp(s.secret_rotated_at or s.created_at),
+        "previous_secret_until": _maybe_time(s.previous_secret_until),
+    }
+
+
+def webhook_secret(found: Webhook, secret: str) -> WebhookSecret:
+    until = found.subscription.previous_secret_until
+    return WebhookSecret(id=found.subscription.id, secret=secret, previous_secret_until=_maybe_time(until))
+
+
+def delivery(d: Delivery) -> DeliveryView:
+    return DeliveryView(
+        event_id=d.event.id,
+        type=d.event.type.short,
+        subject=d.event.subject,
+        event_time=_timestamp(d.event.time),
+        status=d.status.value,
+        attempts=d.attempts,
+        response_status=d.response_status,
+        error=d.error or None,
+        created_at=_timestamp(d.created_at),
+        first_attempt_at=_maybe_time(d.first_attempt_at),
+        last_attempt_at=_maybe_time(d.last_attempt_at),
+        next_attempt_at=_maybe_time(d.next_attempt_at),
+        delivered_at=_maybe_time(d.delivered_at),
+        duration_ms=d.duration_ms,
+    )

@@ -124,9 +124,12 @@ class RegistryApi:
         response = self.request("PUT", _path("model", name, version), what=what, json=body, ok=(202,))
         return dict(response.json())
 
-    def status(self, name: str, version: str) -> dict[str, Any]:
+    def status(self, name: str, version: str, *, wait: int = 0) -> dict[str, Any]:
+        """Your registration's status; with `wait`, once it changes or after `wait` seconds."""
         what = f"your registration of {name} {version}"
-        return dict(self.request("GET", _path("model", name, version, "status"), what=what).json())
+        params = {"wait": str(wait)} if wait else None
+        path = _path("model", name, version, "status")
+        return dict(self.request("GET", path, what=what, params=params).json())
 
     def find_status(self, name: str, version: str) -> dict[str, Any] | None:
         """The status of your registration of name/version, or None if there is none."""

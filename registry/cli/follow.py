@@ -15,14 +15,16 @@ FINISHED = "Finished"
 
 @dataclass(frozen=True)
 class Pace:
-    """How often to poll: every `interval` seconds while the copy moves, slower (to `slowest`) while not.
-
-    Once a second stays well inside the registry's default rate limit (100 requests a minute).
-    """
+    """Each status request may wait up to `wait` seconds on the registry for a change (long
+    polling: one request per change or per `wait`, well inside the rate limit). A registry that
+    answers at once without a change (no long polling) is polled every `interval` seconds, slower
+    (to `slowest`) while nothing moves."""
 
     interval: float = 1.0
     slowest: float = 5.0
     sleep: Callable[[float], None] = time.sleep
+    wait: int = 20
+    clock: Callable[[], float] = time.monotonic
 
 
 def follow(
@@ -34,21 +36,17 @@ def follow(
     first: dict[str, Any] | None = None,
     pace: Pace = Pace(),
 ) -> dict[str, Any]:
-    """Poll until the state leaves InProgress (without `first`, the first poll waits one interval)."""
-    if first is None:
-        pace.sleep(pace.interval)
+    """Follow the status until the state leaves InProgress; returns the last status."""
     status = first or api.status(name, version)
-    wait = pace.interval
+    delay = pace.interval
     while True:
         on_status(status)
         if status.get("state") != IN_PROGRESS:
             return status
-        pace.sleep(wait)
-        previous = status
-        status = api.status(name, version)
-        moved = _copied(status) != _copied(previous) or status.get("state") != previous.get("state")
-        wait = pace.interval if moved else min(wait * 1.5, pace.slowest)
-
-
-def _copied(status: dict[str, Any]) -> int:
-    return sum(int(f.get("bytes_copied") or 0) for f in status.get("files") or [] if isinstance(f, dict))
+        previous, asked = status, pace.clock()
+        status = api.status(name, version, wait=pace.wait)
+        if status == previous and pace.clock() - asked < pace.interval:
+            pace.sleep(delay)  # answered at once, unchanged: this registry does not long-poll
+            delay = min(delay * 1.5, pace.slowest)
+        else:
+            delay = pace.interval

@@ -1,4 +1,5 @@
-"""The messages on the job queue: copy a registration's files, or register a model (bulk)."""
+"""The messages on the job queue: copy a registration's files, register a model (bulk), deliver
+an owner's pending events, or POST one event to one webhook."""
 
 from __future__ import annotations
 
@@ -106,7 +107,44 @@ class DispatchJob:
         )
 
 
-Job = CopyJob | RegisterJob | DispatchJob
+@dataclass(frozen=True)
+class DeliveryJob:
+    """Asks a worker to POST one event to one webhook subscription (one attempt of it)."""
+
+    owner: str  # the subscription's owner
+    subscription_id: str
+    event_id: str
+    event_time: str  # ISO 8601: with the id, the delivery record's key
+    attempt: int = 0  # attempts made before this one: a job for an attempt already made is dropped
+    once: bool = False  # a redelivery asked for by the owner: one attempt, no retries
+    sequence: int = 0  # tells apart redeliveries asked for the same attempt
+
+    kind = "deliver"
+
+    @property
+    def message_id(self) -> str:
+        # Hashed: Service Bus takes at most 128 characters, and an owner and an id may be 128 each.
+        what = f"{self.owner}/{self.subscription_id}/{self.event_id}"
+        base = f"deliver:{hashlib.sha256(what.encode()).hexdigest()[:40]}:{self.attempt}"
+        return f"{base}:{self.sequence}" if self.sequence else base
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "schema": JOB_SCHEMA,
+                "kind": self.kind,
+                "owner": self.owner,
+                "subscription_id": self.subscription_id,
+                "event_id": self.event_id,
+                "event_time": self.event_time,
+                "attempt": self.attempt,
+                "once": self.once,
+                "sequence": self.sequence,
+            }
+        )
+
+
+Job = CopyJob | RegisterJob | DispatchJob | DeliveryJob
 
 
 def parse_job(text: str | bytes) -> Job:
@@ -130,6 +168,16 @@ def parse_job(text: str | bytes) -> Job:
             )
         if data.get("kind") == "dispatch":
             return DispatchJob(owner=str(data["owner"]), sequence=int(data.get("sequence", 0)))
+        if data.get("kind") == "deliver":
+            return DeliveryJob(
+                owner=str(data["owner"]),
+                subscription_id=str(data["subscription_id"]),
+                event_id=str(data["event_id"]),
+                event_time=str(data["event_time"]),
+                attempt=int(data.get("attempt", 0)),
+                once=data.get("once") is True,
+                sequence=int(data.get("sequence", 0)),
+            )
         if data.get("kind") == "register":
             return RegisterJob(
                 owner=str(data["owner"]),

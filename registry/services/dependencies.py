@@ -12,7 +12,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from registry.domain.model import utcnow
-from registry.ports import BlobCopier, EventSink, JobQueue, ModelFiles, ModelSigner, RegistrationStore
+from registry.ports import (
+    BlobCopier,
+    EventSink,
+    JobQueue,
+    ModelFiles,
+    ModelSigner,
+    RegistrationStore,
+    WebhookClient,
+    WebhookStore,
+)
 from registry.sealing import Sealer
 from registry.services.limits import Admission
 from registry.settings import Settings
@@ -26,6 +35,8 @@ class Dependencies:
     copier: BlobCopier  # the worker's side of the container: server-side block copy
     files: ModelFiles  # the readers' side: registered files, read URLs, removal
     sealer: Sealer
+    webhooks: WebhookStore  # webhook subscriptions, the listeners' index, the delivery logs
+    webhook_client: WebhookClient  # POSTs one signed event to a subscriber (checked, pinned address)
     admission: Admission = field(default_factory=Admission)
     signer: ModelSigner | None = None  # signs each manifest revision
     event_sinks: tuple[EventSink, ...] = ()  # where events go besides the model's history

@@ -6,10 +6,10 @@ import contextlib
 import logging
 
 from registry.domain.errors import AlreadyExists, ConcurrentUpdate, RecordTooLarge, StorageUnavailable
-from registry.domain.jobs import CopyJob, DispatchJob, RegisterJob, parse_job
+from registry.domain.jobs import CopyJob, DeliveryJob, DispatchJob, RegisterJob, parse_job
 from registry.domain.model import ModelKey, Registration
 from registry.identity import Principal
-from registry.services import events, lifecycle
+from registry.services import events, lifecycle, webhook_delivery
 from registry.services.copying import process_job
 from registry.services.dependencies import Dependencies
 from registry.services.registration import Conflict, TooLarge, TooMany, Unavailable, register
@@ -30,6 +30,8 @@ def handle_message(body: bytes | str, deps: Dependencies, *, redelivered: bool) 
         raise UnusableMessage(str(problem)) from None
     if isinstance(job, DispatchJob):  # a sink that cannot take them raises: the message is retried
         return f"dispatched {events.dispatch_pending(deps, job.owner)}"
+    if isinstance(job, DeliveryJob):  # one webhook attempt: storage trouble raises, and it is retried
+        return f"webhook {webhook_delivery.deliver(deps, job)}"
     if isinstance(job, CopyJob):
         # Events are delivered when a job starts (what the HTTP side recorded) and after it.
         events.dispatch_quietly(deps, job.owner)
@@ -82,6 +84,8 @@ def _record_invalid(deps: Dependencies, job: RegisterJob, reason: str) -> None:
 
 def fail_after_last_delivery(body: bytes | str, reason: str, deps: Dependencies) -> None:
     """Service Bus dead-letters a message after its last delivery fails: record why first."""
+    if webhook_delivery.give_up_poisoned(body, deps, reason):
+        return
     try:
         job = parse_job(body)
     except ValueError:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 from dataclasses import dataclass
 
@@ -42,8 +43,36 @@ def _reseal_one(deps: Dependencies, registration: Registration) -> bool:
     return True
 
 
+def _reseal_webhooks(deps: Dependencies, report: ResealReport) -> None:
+    """Each webhook's sealed URL and secrets, under the current key (If-Match, re-read on a conflict)."""
+    assert report.unreadable is not None
+    for subscription in deps.webhooks.all_subscriptions():
+        for _ in range(5):
+            if deps.sealer.is_current(subscription.sealed):
+                report.current += 1
+                break
+            try:
+                value = deps.sealer.unseal(subscription.sealed, subscription.binding)
+            except SealedUnreadable:
+                report.unreadable.append(f"webhook {subscription.owner}/{subscription.id}")
+                break
+            resealed = copy.deepcopy(subscription)
+            resealed.sealed = deps.sealer.seal(value, subscription.binding)
+            try:
+                deps.webhooks.save_subscription(resealed, subscription)
+            except ConcurrentUpdate:
+                fresh = deps.webhooks.subscription(subscription.owner, subscription.id)
+                if fresh is None:
+                    break
+                subscription = fresh
+                continue
+            report.resealed += 1
+            break
+
+
 def reseal_all(deps: Dependencies) -> ResealReport:
-    """Every record sealed (or digested) with an older key is re-sealed with the current one.
+    """Every record sealed (or digested) with an older key is re-sealed with the current one, and
+    every webhook's URL and secrets.
     Safe to run while the app serves: each record is written with If-Match, and re-read on a
     conflict. Records no configured key opens are reported, never changed."""
     report = ResealReport(unreadable=[])
@@ -64,4 +93,5 @@ def reseal_all(deps: Dependencies) -> ResealReport:
                 assert report.unreadable is not None
                 report.unreadable.append(registration.key)
                 break
+    _reseal_webhooks(deps, report)
     return report

@@ -1,5 +1,6 @@
 """Upkeep on a timer: re-enqueue registrations that went quiet (a lost message, a dead worker),
-finish deletes that stopped half-way, and deliver events still waiting in the outbox."""
+finish deletes that stopped half-way, deliver events still waiting in the outbox, and prune the
+webhook delivery logs."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from registry.services.deletion import finish_pending_deletions
 from registry.services.dependencies import Dependencies
 from registry.services.events import dispatch_all
 from registry.services.registration import job_for
+from registry.services.webhooks import prune_delivery_logs
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +48,19 @@ class Swept:
     requeued: int  # quiet registrations enqueued again
     deleted: int  # deletes finished
     dispatched: int  # events delivered that were still waiting
+    pruned: int = 0  # webhook deliveries older than 30 days removed from the logs
 
 
 def sweep(deps: Dependencies) -> Swept:
     """One round of upkeep."""
-    return Swept(requeue_stale(deps), finish_pending_deletions(deps), dispatch_all(deps))
+    return Swept(
+        requeue_stale(deps), finish_pending_deletions(deps), dispatch_all(deps), _pruned_quietly(deps)
+    )
+
+
+def _pruned_quietly(deps: Dependencies) -> int:
+    try:
+        return prune_delivery_logs(deps)
+    except StorageUnavailable:  # the logs are pruned by a later sweep
+        log.warning("could not prune the webhook delivery logs; the next sweep tries again")
+        return 0

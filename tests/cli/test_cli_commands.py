@@ -227,21 +227,39 @@ def test_the_api_error_in_json_mode_is_one_json_document_on_stdout(
     assert "error:" in err
 
 
-def test_follow_polls_until_the_state_ends_and_slows_down_while_nothing_moves() -> None:
-    def status(copied: int, state: str = "InProgress") -> dict[str, Any]:
-        return {"state": state, "files": [{"name": "w", "bytes_copied": copied, "size": 10}]}
+def _status(copied: int, state: str = "InProgress") -> dict[str, Any]:
+    return {"state": state, "files": [{"name": "w", "bytes_copied": copied, "size": 10}]}
 
-    answers = iter([status(0), status(0), status(5), status(10, "Finished")])
+
+def test_follow_long_polls_the_status_and_never_sleeps_while_the_registry_waits() -> None:
+    answers = iter([_status(0), _status(5), _status(5, "Finished")])
+    waits: list[int] = []
 
     class Api:
-        def status(self, name: str, version: str) -> dict[str, Any]:
+        def status(self, name: str, version: str, *, wait: int = 0) -> dict[str, Any]:
+            waits.append(wait)
+            now[0] += 3.0  # the registry held the request until the status changed
+            return next(answers)
+
+    now, sleeps = [0.0], list[float]()
+    pace = Pace(1.0, 3.0, sleeps.append, wait=20, clock=lambda: now[0])
+    final = follow(Api(), "m", "1", lambda _: None, pace=pace)  # type: ignore[arg-type]
+    assert final["state"] == "Finished"
+    assert waits == [0, 20, 20] and sleeps == []
+
+
+def test_follow_paces_itself_against_a_registry_that_answers_at_once() -> None:
+    answers = iter([_status(0), _status(0), _status(0), _status(5), _status(10, "Finished")])
+
+    class Api:
+        def status(self, name: str, version: str, *, wait: int = 0) -> dict[str, Any]:
             return next(answers)
 
     seen: list[dict[str, Any]] = []
     sleeps: list[float] = []
-    final = follow(Api(), "m", "1", seen.append, pace=Pace(1.0, 3.0, sleeps.append))  # type: ignore[arg-type]
-    assert final["state"] == "Finished" and len(seen) == 4
-    assert sleeps == [1.0, 1.0, 1.5, 1.0]  # a first wait; slower while nothing moved, back once it did
+    final = follow(Api(), "m", "1", seen.append, pace=Pace(1.0, 3.0, sleeps.append, clock=lambda: 0.0))  # type: ignore[arg-type]
+    assert final["state"] == "Finished" and len(seen) == 5
+    assert sleeps == [1.0, 1.5]  # unchanged answers: slower each time; a change resets the pace
 
 
 def test_registry_bulk_runs_the_bulk_command_with_its_own_arguments(

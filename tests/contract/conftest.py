@@ -13,9 +13,10 @@ from azure.data.tables import TableServiceClient
 
 from devhost.azurite import Azurite
 from registry.adapters.tables import TableNames, TableRegistrationStore
-from registry.ports import RegistrationStore
+from registry.adapters.webhook_tables import TableWebhookStore
+from registry.ports import RegistrationStore, WebhookStore
 from tests.conftest import unique
-from tests.fakes import FakeRegistrationStore
+from tests.fakes import FakeRegistrationStore, FakeWebhookStore
 
 
 @dataclass
@@ -62,3 +63,14 @@ def store(request: pytest.FixtureRequest) -> RegistrationStore:
         return FakeRegistrationStore()
     azurite: Azurite = request.getfixturevalue("azurite")
     return table_store(azurite)
+
+
+@pytest.fixture(params=["fake", pytest.param("azurite", marks=pytest.mark.integration)])
+def webhook_store(request: pytest.FixtureRequest) -> WebhookStore:
+    if request.param == "fake":
+        return FakeWebhookStore()
+    azurite: Azurite = request.getfixturevalue("azurite")
+    service = TableServiceClient.from_connection_string(azurite.connection_string())
+    store = TableWebhookStore(service, unique("webhooks"), unique("deliveries"))
+    store.ensure_tables()
+    return store

@@ -143,6 +143,8 @@ def host_env(azurite: Azurite) -> dict[str, str]:
         "REGISTRY_FILES_TABLE": unique("files"),
         "REGISTRY_CATALOG_TABLE": unique("catalog"),
         "REGISTRY_CHANGES_TABLE": unique("changes"),
+        "REGISTRY_WEBHOOKS_TABLE": unique("webhooks"),
+        "REGISTRY_WEBHOOK_DELIVERIES_TABLE": unique("deliveries"),
         # Small blocks and slices, short leases: a copy spans many continuations within seconds.
         "REGISTRY_COPY_BLOCK_MIB": "1",
         "REGISTRY_COPY_CONCURRENCY": "2",

@@ -10,6 +10,7 @@ from tests.fakes.clock import T0, FakeClock
 from tests.fakes.events import RecordingSink
 from tests.fakes.queue import FakeJobQueue, SentJob
 from tests.fakes.store import FakeRegistrationStore
+from tests.fakes.webhooks import FakeWebhookClient, FakeWebhookStore, Post
 
 __all__ = [
     "REGISTRY_CONTAINER_URL",
@@ -18,6 +19,9 @@ __all__ = [
     "FakeClock",
     "FakeJobQueue",
     "FakeRegistrationStore",
+    "FakeWebhookClient",
+    "FakeWebhookStore",
+    "Post",
     "RecordingSink",
     "SentJob",
     "SimulatedCrash",

@@ -66,9 +66,8 @@ def test_storage_holds_what_the_code_and_the_host_use() -> None:
     settings = app_settings()
     params = module_params("storage")
     assert params["modelsContainerName"] == settings["REGISTRY_MODELS_CONTAINER"]
-    tables = {
-        settings[f"REGISTRY_{t}_TABLE"] for t in ("REGISTRATIONS", "FILES", "CATALOG", "CHANGES", "MANIFESTS")
-    }
+    kinds = ("REGISTRATIONS", "FILES", "CATALOG", "CHANGES", "MANIFESTS", "WEBHOOKS", "WEBHOOK_DELIVERIES")
+    tables = {settings[f"REGISTRY_{t}_TABLE"] for t in kinds}
     assert set(params["tableNames"]) == tables
     assert params["queueNames"] == [JOBS_QUEUE, f"{JOBS_QUEUE}-poison"]
 

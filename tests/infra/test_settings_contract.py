@@ -175,6 +175,8 @@ def test_production_settings_load_with_production_values(loaded: tuple[Settings,
     assert settings.signing_previous_public_keys == ()
     assert settings.base_url == "https://func-registry-test-abc123.westeurope-01.azurewebsites.net"
     assert settings.event_grid_endpoint == EVENT_GRID_ENDPOINT
+    assert (settings.webhooks_table, settings.webhook_deliveries_table) == ("webhooks", "webhookdeliveries")
+    assert settings.max_webhooks == 25 and settings.webhook_retry_base_seconds == 30
 
 
 def test_every_setting_the_code_reads_is_provisioned(loaded: tuple[Settings, set[str]]) -> None:

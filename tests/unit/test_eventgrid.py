@@ -21,8 +21,9 @@ from registry.adapters.eventgrid import EventGridSink
 from registry.bootstrap import build
 from registry.domain.errors import SinkUnavailable
 from registry.domain.events import Event, EventType
+from registry.services.webhook_delivery import WebhookFanout
 from tests.builders import make_settings
-from tests.fakes import T0, FakeBlobCopier, FakeJobQueue, FakeRegistrationStore
+from tests.fakes import T0, FakeBlobCopier, FakeJobQueue, FakeRegistrationStore, FakeWebhookStore
 
 ENDPOINT = "https://topic-registry.westeurope-1.eventgrid.azure.net/api/events"
 SOURCE = "https://registry.example.org"
@@ -135,10 +136,12 @@ def _deps(**env: str) -> Any:
         queue=FakeJobQueue(),
         copier=blobs,
         files=blobs,
+        webhooks=FakeWebhookStore(),
     )
 
 
 def test_the_app_publishes_to_event_grid_only_when_a_topic_is_configured() -> None:
-    assert _deps().event_sinks == ()
-    [sink] = _deps(REGISTRY_EVENT_GRID_ENDPOINT=ENDPOINT, REGISTRY_BASE_URL=SOURCE).event_sinks
-    assert isinstance(sink, EventGridSink)
+    # The webhook fan-out is always there (it finds no subscription, or some).
+    assert [type(s) for s in _deps().event_sinks] == [WebhookFanout]
+    sink, webhooks = _deps(REGISTRY_EVENT_GRID_ENDPOINT=ENDPOINT, REGISTRY_BASE_URL=SOURCE).event_sinks
+    assert isinstance(sink, EventGridSink) and isinstance(webhooks, WebhookFanout)
