@@ -288,10 +288,6 @@ class Core:
         4 s, until `look` answers something else or `seconds` pass; no thread is held meanwhile."""
         await until_changed(look, min(seconds, MAX_WAIT_SECONDS))
 
-    def index_page(self, caller: Principal, name: str, version: str, owner: str) -> bytes | None:
-        registration = service.find_visible(self._deps, caller, name, version, owner)
-        return service.index_page(self._deps, registration)
-
     def file_url(self, caller: Principal, name: str, version: str, owner: str, path: str) -> tuple[str, str]:
         """A short-lived read-only URL of one file of the model, and the SHA-256 of its bytes."""
         registration = service.find_visible(self._deps, caller, name, version, owner)
