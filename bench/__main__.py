@@ -1,4 +1,4 @@
-"""`python -m bench [--quick] [--only registration|copy|listing|bulk|download|catalog]`: run the benchmarks.
+"""`python -m bench [--quick] [--only NAME]`: run the benchmarks (NAME: one of BENCHMARKS below).
 
 Human lines first, one per figure; the last line of stdout is one JSON object with every figure,
 its baseline, ratio and target.
@@ -11,7 +11,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 
-from bench import bulk, catalog, download, listing, model_copy, registration
+from bench import bulk, catalog, cli_upload, download, listing, model_copy, registration
 from bench.report import Figure, summary
 
 Runner = Callable[[bool], Sequence[Figure]]
@@ -24,6 +24,9 @@ BENCHMARKS: dict[str, Runner] = {
     "bulk": lambda quick: bulk.run(bulk.BulkPlan.quick() if quick else bulk.BulkPlan()),
     "download": lambda quick: download.run(
         download.DownloadPlan.quick() if quick else download.DownloadPlan()
+    ),
+    "cli_upload": lambda quick: cli_upload.run(
+        cli_upload.UploadPlan.quick() if quick else cli_upload.UploadPlan()
     ),
     "catalog": lambda quick: catalog.run(catalog.CatalogPlan.quick() if quick else catalog.CatalogPlan()),
 }

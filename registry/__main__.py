@@ -1,20 +1,23 @@
-"""Command-line tools of the registry: `python -m registry bulk MANIFEST [--wait]`,
-`python -m registry reseal` (after a sealing-key rotation), and `python -m registry download NAME
-VERSION OWNER --dir DIR` / `python -m registry verify DIR` (verified, resumable downloads)."""
+"""`python -m registry ...`: the `registry` command line, and the tools that run with the app's own
+requirements and without the CLI's libraries: `python -m registry bulk MANIFEST [--wait]` (also
+`registry bulk`), `python -m registry reseal` (after a sealing-key rotation), and
+`python -m registry download NAME VERSION OWNER --dir DIR` / `python -m registry verify DIR`
+(verified, resumable downloads)."""
 
+import importlib
 import sys
 
-from registry import bulk, download, reseal
-
-COMMANDS = {
-    "bulk": bulk.main,
-    "reseal": reseal.main,
-    "download": download.download_main,
-    "verify": download.verify_main,
+TOOLS = {
+    "bulk": ("registry.bulk", "main"),
+    "reseal": ("registry.reseal", "main"),
+    "download": ("registry.download", "download_main"),
+    "verify": ("registry.download", "verify_main"),
 }
 
 if __name__ == "__main__":
-    if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:
-        print(f"usage: python -m registry {{{','.join(COMMANDS)}}} ...", file=sys.stderr)
-        sys.exit(2)
-    sys.exit(COMMANDS[sys.argv[1]](sys.argv[2:]))
+    if len(sys.argv) > 1 and sys.argv[1] in TOOLS:
+        module, function = TOOLS[sys.argv[1]]
+        sys.exit(getattr(importlib.import_module(module), function)(sys.argv[2:]))
+    from registry.cli import run
+
+    run()

@@ -45,6 +45,7 @@ from urllib.parse import quote
 import requests
 import rfc8785
 
+from registry.domain.vocabulary import GIT_PATHS
 from registry.signing import (
     IGNORED_PATHS,
     MANIFEST_FILE,
@@ -55,7 +56,6 @@ from registry.signing import (
     public_keys_from_document,
     verify_manifest_signature,
 )
-from registry.signing.bundle import GIT_PATHS
 
 CHUNK = 1024 * 1024
 _INTERRUPTIONS = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import keyword
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
@@ -29,7 +29,7 @@ from pydantic import (
     field_validator,
 )
 
-from registry.domain.vocabulary import LANGUAGE_TYPES, DataType, ModelType
+from registry.domain.vocabulary import GIT_PATHS, IGNORED_PATHS, LANGUAGE_TYPES, DataType, ModelType
 from registry.sources import SourceRefused, check_source_url
 
 # Path words of the API: a name, version or owner spelled like one would shadow a route.
@@ -45,6 +45,7 @@ _IDENTIFIER = re.compile(IDENTIFIER_PATTERN)
 # Azure Blob Storage: a blob name holds at most 1,024 characters in at most 254 path segments.
 MAX_BLOB_NAME = 1024
 MAX_BLOB_SEGMENTS = 254
+RESERVED_TOP_NAMES = frozenset((*IGNORED_PATHS, *GIT_PATHS))
 REGISTRATION_ID_LENGTH = 32
 GENERATION_DIGITS = 6  # a file's generation is a path segment too (registry/domain/model.py)
 MAX_LANGUAGES = 16  # per side: the listing keeps an index row per language
@@ -134,7 +135,29 @@ def check_target_path(value: str, info: ValidationInfo) -> str:
         )
     if len(segments) > MAX_BLOB_SEGMENTS - 5:
         raise ValueError(f"file name must have at most {MAX_BLOB_SEGMENTS - 5} path segments")
+    if segments[0] in RESERVED_TOP_NAMES:
+        # A downloaded model directory holds the signature and manifest beside the files, and
+        # model-signing's verifier skips git files: a model holding these could never verify.
+        raise ValueError(f"file name must not start with {segments[0]!r} (reserved in a model directory)")
     return value
+
+
+def layout_problems(file_names: Iterable[str]) -> list[FieldError]:
+    """Files that cannot all exist in one directory: a file named like another's folder."""
+    names = set(file_names)
+    problems = []
+    for name in sorted(names):
+        parts = name.split("/")
+        folders = ("/".join(parts[:i]) for i in range(1, len(parts)))
+        clash = next((folder for folder in folders if folder in names), None)
+        if clash is not None:
+            problems.append(
+                FieldError(
+                    _field_path(("model_files", clash)),
+                    f"is a file and also the folder of {safe_key(name)!r}: rename one",
+                )
+            )
+    return problems
 
 
 def check_source(value: str, info: ValidationInfo) -> str:
@@ -555,6 +578,7 @@ def parse_registration(body: Any, context: RequestContext) -> RegistrationReques
     validate_identifiers(name=context.name, version=context.version)
     bound = bind_files(context, _check_shape(body).get("model_files"))
     cross_field = _cross_field_errors(body)
+    cross_field += layout_problems(bound.file_names)
     if not bound.file_names:
         cross_field.append(FieldError("model_files", "at least one file is required"))
     elif len(bound.file_names) > bound.max_files:
@@ -634,7 +658,12 @@ class CloneRequest(_Strict):
 def parse_with(model: type[M], body: Any, context: RequestContext) -> M:
     """Validate a body against `model`, reporting violations as InvalidRequest."""
     _check_shape(body)
+    bound = bind_files(context, body.get("model_files"))
     try:
-        return model.model_validate(body, context=bind_files(context, body.get("model_files")))
+        parsed = model.model_validate(body, context=bound)
     except ValidationError as error:
         raise InvalidRequest(field_errors(error)) from None
+    problems = layout_problems(bound.file_names) if body.get("model_files") else []
+    if problems:
+        raise InvalidRequest(problems)
+    return parsed

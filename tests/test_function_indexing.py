@@ -50,6 +50,7 @@ def test_the_app_declares_exactly_the_registry_functions_with_their_triggers() -
         "get_model_file": ("httpTrigger", "v1.0/model/{name}/{version}/{owner}/files/{*path}", ("GET",)),
         "get_manifest": ("httpTrigger", "v1.0/model/{name}/{version}/{owner}/manifest", ("GET",)),
         "list_manifests": ("httpTrigger", "v1.0/model/{name}/{version}/{owner}/manifests", ("GET",)),
+        "signing_keys": ("httpTrigger", "v1.0/signing-keys", ("GET",)),
         "get_history": ("httpTrigger", "v1.0/model/{name}/{version}/{owner}/history", ("GET",)),
         "update_model": ("httpTrigger", "v1.0/model/{name}/{version}", ("PATCH",)),
         "delete_model": ("httpTrigger", "v1.0/model/{name}/{version}", ("DELETE",)),

@@ -209,6 +209,25 @@ class ManifestResponse(BaseModel):
     )
 
 
+class SigningKey(BaseModel):
+    """A public key as a JWK (RFC 7517): EC P-256, ES256."""
+
+    model_config = ConfigDict(extra="allow")
+
+    kty: str
+    crv: str
+    x: str
+    y: str
+    kid: str = Field(description="the key id: the SHA-256 of its PEM (model-signing's public key hint)")
+    alg: str
+    use: str
+
+
+class SigningKeys(BaseModel):
+    keys: list[SigningKey] = Field(description="the current key first, then earlier ones")
+    pem: dict[str, str] = Field(description="key id -> the public key as PEM (for model_signing verify key)")
+
+
 class ManifestEntry(BaseModel):
     revision: int
     digest: str

@@ -18,6 +18,7 @@ from registry.blueprints.api_models import (
     ModelListItem,
     ModelPage,
     ModelResponse,
+    SigningKeys,
 )
 from registry.blueprints.http import (
     Answer,
@@ -257,6 +258,20 @@ def clone_model(req: func.HttpRequest, deps: Dependencies, caller: Principal) ->
         deps, caller, name, version, json_body(req, deps.settings.max_body_bytes)
     )
     return accepted(req, registration, "Clone")
+
+
+@api.route(
+    "GET",
+    "v1.0/signing-keys",
+    Endpoint(
+        summary="The public keys manifests are signed with (the current one first, then earlier ones)",
+        answers={200: Answer("JWKS, and each key as PEM", SigningKeys)},
+        anonymous=True,
+    ),
+)
+def signing_keys(req: func.HttpRequest, deps: Dependencies, caller: Principal) -> Reply:
+    document = deps.signer.published_keys() if deps.signer is not None else {"keys": [], "pem": {}}
+    return Reply(200, SigningKeys.model_validate(document), {"Cache-Control": "public, max-age=300"})
 
 
 @api.route(

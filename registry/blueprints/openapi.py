@@ -125,6 +125,8 @@ RULES_BEYOND_THE_SCHEMA = {
     "_languages": "once merged with the model's metainfo, languages follow the data types",
     "at least one file is required": "a clone keeps at least one file",
     "at least one of conda_env or docker_image": "once merged with the parent's config",
+    "reserved in a model directory": "file names start with none of model.sig, registry-manifest.json, .git*",
+    "is a file and also the folder of": "no file is named like another file's folder",
 }
 
 

@@ -44,3 +44,13 @@ class FileState(StrEnum):
     HASHING = "Hashing"
     FINISHED = "Finished"
     FAILED = "Failed"
+
+
+# A downloaded model directory: the files, plus model-signing's default signature name and the
+# registry's manifest beside them (both in the signature's ignored paths).
+SIGNATURE_FILE = "model.sig"
+MANIFEST_FILE = "registry-manifest.json"
+IGNORED_PATHS = (SIGNATURE_FILE, MANIFEST_FILE)
+# model-signing's CLI ignores these by default (--ignore-git-paths): a file by such a name could
+# never verify with it.
+GIT_PATHS = (".git", ".gitattributes", ".github", ".gitignore")

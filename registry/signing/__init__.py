@@ -1,10 +1,8 @@
 """Signed manifests in the OpenSSF model-signing format (see bundle.py), the signers (signers.py)
 and the published public keys (keys.py)."""
 
+from registry.domain.vocabulary import IGNORED_PATHS, MANIFEST_FILE, SIGNATURE_FILE
 from registry.signing.bundle import (
-    IGNORED_PATHS,
-    MANIFEST_FILE,
-    SIGNATURE_FILE,
     FileDigest,
     SignatureInvalid,
     SignedManifest,

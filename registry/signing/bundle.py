@@ -37,20 +37,13 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from registry.domain.vocabulary import GIT_PATHS, IGNORED_PATHS
 from registry.signing.signers import Signer, SigningKeyError, key_id_of, load_public_key
 
 BUNDLE_MEDIA_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
 PAYLOAD_TYPE = "application/vnd.in-toto+json"
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://model_signing/signature/v1.0"
-# What a download writes beside the model files: model-signing's default signature name, and the
-# registry's manifest. Both are in the signed ignore_paths.
-SIGNATURE_FILE = "model.sig"
-MANIFEST_FILE = "registry-manifest.json"
-IGNORED_PATHS = (SIGNATURE_FILE, MANIFEST_FILE)
-# model-signing's CLI ignores these by default (--ignore-git-paths): a file by such a name could
-# never verify with it.
-GIT_PATHS = (".git", ".gitattributes", ".github", ".gitignore")
 
 
 class SignatureInvalid(ValueError):

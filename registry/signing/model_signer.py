@@ -10,7 +10,7 @@ from registry.settings import Settings
 from registry.signing.bundle import FileDigest, sign_manifest
 from registry.signing.factory import signer_from_settings
 from registry.signing.keys import signing_keys_document
-from registry.signing.signers import Signer
+from registry.signing.signers import KeyVaultSigner, Signer
 
 
 class _File(Protocol):
@@ -41,7 +41,8 @@ class RegistryModelSigner:
 
     def published_keys(self) -> dict[str, Any]:
         """`GET /api/v1.0/signing-keys`: the current key and the previous ones, JWKS and PEM."""
-        return signing_keys_document(self.signer, self.previous_public_keys)
+        earlier = self.signer.earlier_public_keys() if isinstance(self.signer, KeyVaultSigner) else []
+        return signing_keys_document(self.signer, (*self.previous_public_keys, *earlier))
 
 
 def model_signer_from_settings(settings: Settings, credential: Any = None) -> RegistryModelSigner | None:

@@ -13,14 +13,19 @@ verifies it and the published keys are looked up by that id.
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
+import time
 from typing import Any, Protocol
 
+from azure.core.exceptions import AzureError
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
+log = logging.getLogger(__name__)
 _COORDINATE_BYTES = 32  # P-256
+_EARLIER_KEYS_TTL = 600.0  # seconds between reads of the key's versions
 
 
 class SigningKeyError(ValueError):
@@ -99,6 +104,8 @@ class _KeyClient(Protocol):
 
     def get_key(self, name: str, version: str | None = None, **kwargs: Any) -> Any: ...
 
+    def list_properties_of_key_versions(self, name: str, **kwargs: Any) -> Any: ...
+
 
 class _CryptographyClient(Protocol):
     """What KeyVaultSigner uses of azure.keyvault.keys.crypto.CryptographyClient."""
@@ -118,21 +125,48 @@ class KeyVaultSigner:
         self._keys = key_client
         self._crypto = crypto_client
         self._public: tuple[bytes, str] | None = None
+        self._earlier: tuple[float, list[bytes]] | None = None  # (read at, PEMs)
         self._lock = threading.Lock()
+
+    def _pem_of(self, version: str | None) -> bytes:
+        jwk = self._keys.get_key(self._name, version).key
+        if getattr(jwk, "crv", None) not in ("P-256", "P256") or not jwk.x or not jwk.y:
+            raise SigningKeyError(f"the Key Vault key {self._name} is not an EC P-256 key")
+        numbers = ec.EllipticCurvePublicNumbers(
+            int.from_bytes(jwk.x, "big"), int.from_bytes(jwk.y, "big"), ec.SECP256R1()
+        )
+        return public_pem(numbers.public_key())
 
     def _public_key(self) -> tuple[bytes, str]:
         """The key's public part, read from the vault on first use (not at start-up)."""
         with self._lock:
             if self._public is None:
-                jwk = self._keys.get_key(self._name, self._version).key
-                if getattr(jwk, "crv", None) not in ("P-256", "P256") or not jwk.x or not jwk.y:
-                    raise SigningKeyError(f"the Key Vault key {self._name} is not an EC P-256 key")
-                numbers = ec.EllipticCurvePublicNumbers(
-                    int.from_bytes(jwk.x, "big"), int.from_bytes(jwk.y, "big"), ec.SECP256R1()
-                )
-                pem = public_pem(numbers.public_key())
+                pem = self._pem_of(self._version)
                 self._public = (pem, hashlib.sha256(pem).hexdigest())
             return self._public
+
+    def earlier_public_keys(self) -> list[bytes]:
+        """The public keys of the key's other enabled versions (a rotated key keeps its earlier
+        versions): what they signed still verifies without any setting. Read from the vault at
+        most every few minutes; while the vault cannot be read, the last list read is kept."""
+        now = time.monotonic()
+        with self._lock:
+            if self._earlier is not None and now - self._earlier[0] < _EARLIER_KEYS_TTL:
+                return self._earlier[1]
+        try:
+            pems = [
+                self._pem_of(properties.version)
+                for properties in self._keys.list_properties_of_key_versions(self._name)
+                if properties.enabled is not False and properties.version != self._version
+            ]
+        except (AzureError, SigningKeyError):
+            log.warning(
+                "could not read the earlier versions of the signing key %s", self._name, exc_info=True
+            )
+            return self._earlier[1] if self._earlier is not None else []
+        with self._lock:
+            self._earlier = (now, pems)
+        return pems
 
     @classmethod
     def connect(cls, key_uri: str, credential: Any) -> KeyVaultSigner:

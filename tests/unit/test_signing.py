@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from azure.core.exceptions import ServiceRequestError
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed, decode_dss_signature
@@ -27,6 +28,7 @@ from registry.signing import (
     public_keys_from_document,
     sign_manifest,
     signer_from_settings,
+    signers,
     signing_keys_document,
     verify_manifest_signature,
 )
@@ -289,6 +291,12 @@ class FakeKeyVaultKey:
 
 
 @dataclass
+class FakeKeyProperties:
+    version: str
+    enabled: bool
+
+
+@dataclass
 class FakeSignResult:
     key_id: str
     algorithm: str
@@ -301,12 +309,22 @@ class FakeVault:
     def __init__(self, curve: ec.EllipticCurve | None = None) -> None:
         self.private = ec.generate_private_key(curve or ec.SECP256R1())
         self.calls: list[tuple[str, Any]] = []
+        # Earlier versions of the key (a rotation leaves them): version -> (key, enabled).
+        self.earlier: dict[str, tuple[ec.EllipticCurvePrivateKey, bool]] = {}
+        self.unreachable = False
+
+    def list_properties_of_key_versions(self, name: str, **kwargs: Any) -> list[FakeKeyProperties]:
+        if self.unreachable:
+            raise ServiceRequestError("vault unreachable")
+        versions = [FakeKeyProperties(v, enabled) for v, (_, enabled) in self.earlier.items()]
+        return [*versions, FakeKeyProperties(KEY_URI.rsplit("/", 1)[1], True)]
 
     def get_key(self, name: str, version: str | None = None, **kwargs: Any) -> FakeKeyVaultKey:
         self.calls.append(("get_key", (name, version)))
-        numbers = self.private.public_key().public_numbers()
-        size = (self.private.curve.key_size + 7) // 8
-        crv = {"secp256r1": "P-256", "secp384r1": "P-384"}[self.private.curve.name]
+        private = self.earlier[version][0] if version in self.earlier else self.private
+        numbers = private.public_key().public_numbers()
+        size = (private.curve.key_size + 7) // 8
+        crv = {"secp256r1": "P-256", "secp384r1": "P-384"}[private.curve.name]
         return FakeKeyVaultKey(FakeJwk(crv, numbers.x.to_bytes(size, "big"), numbers.y.to_bytes(size, "big")))
 
     def sign(self, algorithm: Any, digest: bytes, **kwargs: Any) -> FakeSignResult:
@@ -464,3 +482,21 @@ def test_the_composition_root_wires_the_signer_from_the_settings() -> None:
     deps = make_deps(settings)  # build() with fakes for the storage ports
     assert isinstance(deps.signer, RegistryModelSigner)
     assert deps.signer.key_id == LocalKeySigner(settings.signing_key_pem or b"").key_id
+
+
+def test_a_key_vault_keys_earlier_enabled_versions_are_published_and_kept_while_the_vault_is_down(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(signers, "_EARLIER_KEYS_TTL", 0.0)  # every call reads the vault again
+    vault = FakeVault()
+    older, disabled = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    vault.earlier = {"v1": (older, True), "v0": (disabled, False)}
+    signer = RegistryModelSigner(KeyVaultSigner(KEY_URI, key_client=vault, crypto_client=vault))
+
+    published = signer.published_keys()["pem"]
+    older_pem = older.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    assert list(published) == [signer.key_id, key_id_of(older_pem)]  # current first; no disabled key
+    vault.unreachable = True
+    assert signer.published_keys()["pem"] == published

@@ -13,7 +13,9 @@ from registry.validation import (
     InvalidRequest,
     RegistrationRequest,
     RequestContext,
+    UpdateRequest,
     parse_registration,
+    parse_with,
     safe_key,
 )
 from tests.builders import DOCKER_PASSWORD, SAS, deepdev_example_body, registration_body, source_url
@@ -864,3 +866,26 @@ def test_valid_body_is_not_mutated_by_parsing() -> None:
     before = copy.deepcopy(body)
     parse(body, name="gptc", version="1.0")
     assert body == before
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["model.sig", "registry-manifest.json", ".git/config", ".gitattributes", ".github/x.yml", ".gitignore"],
+)
+def test_names_a_downloaded_model_directory_reserves_are_refused(name: str) -> None:
+    body = registration_body()
+    body["model_files"][name] = source_url(name)
+    assert_error(errors(body), f"model_files[{name!r}]", "reserved")
+
+
+def test_a_file_named_like_another_files_folder_is_refused() -> None:
+    body = registration_body()
+    body["model_files"] |= {"weights": source_url("w"), "weights/part-1.bin": source_url("p")}
+    assert_error(errors(body), "model_files['weights']", "folder of 'weights/part-1.bin'")
+
+
+def test_an_update_adding_a_file_under_an_existing_files_name_is_refused() -> None:
+    existing = RequestContext(**{**vars(context()), "existing_files": frozenset({"score.py", "data"})})
+    with pytest.raises(InvalidRequest) as raised:
+        parse_with(UpdateRequest, {"model_files": {"data/shard-0.bin": source_url("s")}}, existing)
+    assert_error(raised.value.errors, "model_files['data']", "folder")
