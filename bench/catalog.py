@@ -228,7 +228,7 @@ def run(plan: CatalogPlan) -> list[Figure]:
         ),
         Figure(
             key="catalog_model_page_time",
-            label="a model's page (index.md rendered and sanitized, files, lineage)",
+            label="a model's page (index.md rendered and sanitized, files, manifests, history, lineage)",
             unit="ms",
             value=page_ms,
             baseline=json_ms,

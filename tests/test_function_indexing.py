@@ -76,7 +76,14 @@ def test_the_app_declares_exactly_the_registry_functions_with_their_triggers() -
             "catalog/model/{name}/{version}/{owner}/files/{*path}",
             ("GET",),
         ),
+        "catalog_model_history": ("httpTrigger", "catalog/model/{name}/{version}/{owner}/history", ("GET",)),
+        "catalog_model_manifest": (
+            "httpTrigger",
+            "catalog/model/{name}/{version}/{owner}/manifest",
+            ("GET",),
+        ),
         "catalog_registrations": ("httpTrigger", "catalog/registrations", ("GET",)),
+        "catalog_registrations_status": ("httpTrigger", "catalog/registrations/status", ("GET",)),
         "catalog_registration_status": (
             "httpTrigger",
             "catalog/registrations/{name}/{version}/status",

@@ -284,13 +284,13 @@ async def serve_waiting(
     if isinstance(caller, Reply):
         return respond(caller)
     watch = route.endpoint.watch
-    seconds = _wait_seconds(req)
+    seconds = wait_seconds(req)
     if watch is not None and seconds:
-        await _until_changed(lambda: _quietly(watch, req, deps, caller), seconds)
+        await until_changed(lambda: _quietly(watch, req, deps, caller), seconds)
     return await asyncio.to_thread(lambda: respond(_handle(req, route, deps, caller)))
 
 
-async def _until_changed(
+async def until_changed(
     look: Callable[[], str | None],
     seconds: float,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
@@ -319,7 +319,7 @@ def _quietly(watch: Watch, req: func.HttpRequest, deps: Dependencies, caller: Pr
         return None
 
 
-def _wait_seconds(req: func.HttpRequest) -> int:
+def wait_seconds(req: func.HttpRequest) -> int:
     """?wait=N, or 0 when absent or not a number from 0 to 60 (the handler then answers 400)."""
     value = req.params.get("wait", "")
     return int(value) if value.isdigit() and int(value) <= MAX_WAIT_SECONDS else 0

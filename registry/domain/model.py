@@ -305,7 +305,7 @@ class Registration:
         self.last_progress_at = now
         self.record(EventType.REGISTERED, now, {"by": self.owner, "attempt": self.attempt})
 
-    def replace_files(self, now: datetime, targets: list[str]) -> None:
+    def replace_files(self, now: datetime, targets: list[str], by: str) -> None:
         """New or replacing files: copied anew while the current ones stay served."""
         if self.state is State.IN_PROGRESS:
             raise IllegalTransition("the model's files are being copied; update its files once that is done")
@@ -317,7 +317,7 @@ class Registration:
         self.refresh_files = sorted({*self.refresh_files, *targets})
         self.picked_up = False
         self.last_progress_at = now
-        self.record(EventType.FILES_REPLACED, now, {"files": sorted(targets)})
+        self.record(EventType.FILES_REPLACED, now, {"files": sorted(targets), "by": by})
 
     def mark_deleting(self, now: datetime) -> None:
         """Leave a tombstone: whatever worker holds the lease loses it at its next checkpoint."""

@@ -253,7 +253,7 @@ def update_model(deps: Dependencies, caller: Principal, name: str, version: str,
         if not changes:
             return registration
         if update.files:
-            _stage_new_files(deps, registration, update.files, update.digests)
+            _stage_new_files(deps, caller, registration, update.files, update.digests)
         registration.updated_at = deps.now()
         registration.last_change = _change_record(caller, registration.updated_at, changes)
         described = {key: value for key, value in changes.items() if key != "model_files"}
@@ -317,11 +317,15 @@ def _save_update(deps: Dependencies, registration: Registration) -> None:
 
 
 def _stage_new_files(
-    deps: Dependencies, registration: Registration, sources: dict[str, str], digests: dict[str, str]
+    deps: Dependencies,
+    caller: Principal,
+    registration: Registration,
+    sources: dict[str, str],
+    digests: dict[str, str],
 ) -> None:
     """Record new sources; the worker copies them while the current files stay served."""
     try:
-        registration.replace_files(deps.now(), sorted(sources))
+        registration.replace_files(deps.now(), sorted(sources), by=caller.id)
     except IllegalTransition as refused:
         raise Conflict(str(refused)) from None
     secrets = unseal(deps, registration)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -19,12 +19,15 @@ from typing import Any, cast
 import azure.functions as func
 
 from registry.blueprints import views as api_views
-from registry.blueprints.http import caller_of
+from registry.blueprints.http import MAX_WAIT_SECONDS, caller_of, until_changed
 from registry.bootstrap import dependencies
 from registry.domain.listing import ModelFilter, ModelSummary
-from registry.domain.vocabulary import DataType, ModelType
+from registry.domain.model import ModelKey
+from registry.domain.vocabulary import DataType, ModelType, State
 from registry.identity import Principal
 from registry.ports import RegistrationStore
+from registry.services import history as history_service
+from registry.services import manifests as manifest_service
 from registry.services import models as service
 from registry.services.dependencies import Dependencies
 from registry.services.registration import Conflict, TooLarge, TooMany, Unavailable
@@ -35,10 +38,13 @@ from registry.web.cache import PublicListingCache
 
 __all__ = [
     "DATA_TYPES",
+    "MAX_WAIT_SECONDS",
     "MODEL_TYPES",
     "Conflict",
     "Core",
+    "History",
     "InvalidRequest",
+    "ModelDetails",
     "ModelFilter",
     "ModelPage",
     "NotVisible",
@@ -87,6 +93,25 @@ class Row:
 @dataclass(frozen=True)
 class ModelPage:
     rows: list[Row]
+    continuation: str | None
+
+
+@dataclass(frozen=True)
+class ModelDetails:
+    """What a model's page shows, from one read of its record (each part the API's JSON body)."""
+
+    view: dict[str, Any]  # GET /model/{name}/{version}/{owner}
+    index: bytes | None  # its index.md, once copied
+    # Every revision, newest first: GET .../manifest?revision=N, with `by` from GET .../manifests
+    manifests: list[dict[str, Any]]
+    status: dict[str, Any] | None  # GET .../status, for its owner while it copies
+
+
+@dataclass(frozen=True)
+class History:
+    """One page of a model's history as the caller may see it (each entry the API's JSON)."""
+
+    entries: list[dict[str, Any]]  # newest first
     continuation: str | None
 
 
@@ -197,14 +222,71 @@ class Core:
         registration = service.find_visible(self._deps, caller, name, version, owner)
         return _plain(api_views.model(registration, service.files_of(self._deps, registration)))
 
+    def details(self, caller: Principal, name: str, version: str, owner: str) -> ModelDetails:
+        """A model the caller may see, with its index page and manifests; NotVisible otherwise."""
+        registration = service.find_visible(self._deps, caller, name, version, owner)
+        files = service.files_of(self._deps, registration)
+        status = None
+        if registration.owner == caller.id and registration.state is State.IN_PROGRESS:
+            status = _plain(api_views.status(registration, files))
+        found = manifest_service.revisions(self._deps, registration)
+        listed = _plain(api_views.manifest_list(found))["manifests"]  # adds who made each change
+        return ModelDetails(
+            view=_plain(api_views.model(registration, files)),
+            index=service.index_page(self._deps, registration),
+            manifests=[_plain(api_views.manifest(m)) | entry for m, entry in zip(found, listed, strict=True)],
+            status=status,
+        )
+
+    def exists(self, caller: Principal, name: str, version: str, owner: str) -> bool:
+        """Whether the model is there for the caller to see."""
+        try:
+            service.find_visible(self._deps, caller, name, version, owner)
+        except NotVisible:
+            return False
+        return True
+
+    def manifest(
+        self, caller: Principal, name: str, version: str, owner: str, revision: int | None
+    ) -> dict[str, Any] | None:
+        """GET .../manifest?revision=N of a model the caller may see (None: no such revision)."""
+        registration = service.find_visible(self._deps, caller, name, version, owner)
+        found = manifest_service.revision(self._deps, registration, revision)
+        return _plain(api_views.manifest(found)) if found is not None else None
+
+    def history(
+        self, caller: Principal, key: tuple[str, str, str], limit: int, continuation: str | None
+    ) -> History:
+        """GET .../history, with its visibility: the owner reads all of it, also after deleting
+        the model; others only while they may see the model, and only its public past.
+        NotVisible when there is nothing the caller may read."""
+        name, version, owner = key
+        page = history_service.model_history(
+            self._deps, caller, ModelKey(owner, name, version), limit, continuation
+        )
+        return History([_plain(api_views.history_entry(e)) for e in page.events], page.continuation)
+
     def status(self, caller: Principal, name: str, version: str) -> dict[str, Any]:
         """The caller's own registration: state, message and per-file progress."""
         registration = service.find_own(self._deps, caller, name, version)
         return _plain(api_views.status(registration, service.files_of(self._deps, registration)))
 
-    def index_page(self, caller: Principal, name: str, version: str, owner: str) -> bytes | None:
-        registration = service.find_visible(self._deps, caller, name, version, owner)
-        return service.index_page(self._deps, registration)
+    def status_version(self, caller: Principal, keys: Sequence[tuple[str, str]]) -> str | None:
+        """What changes whenever the status of any of the caller's registrations `keys` does: their
+        records' ETags (every state change and every checkpoint of a copy writes the record), as
+        the API's long-polled status watches it. None when none of them exists."""
+        tags = []
+        for name, version in keys:
+            try:
+                tags.append(service.find_own(self._deps, caller, name, version).etag or "")
+            except NotVisible:
+                tags.append("-")
+        return "|".join(tags) if any(tag != "-" for tag in tags) else None
+
+    async def until_changed(self, look: Callable[[], str | None], seconds: float) -> None:
+        """Wait as the API's long polling does: looks at 0.5 s, then twice as long each time up to
+        4 s, until `look` answers something else or `seconds` pass; no thread is held meanwhile."""
+        await until_changed(look, min(seconds, MAX_WAIT_SECONDS))
 
     def file_url(self, caller: Principal, name: str, version: str, owner: str, path: str) -> tuple[str, str]:
         """A short-lived read-only URL of one file of the model, and the SHA-256 of its bytes."""

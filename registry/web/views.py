@@ -7,6 +7,7 @@ first. Routes are under `catalog/`, so with the host's `api` prefix the catalog 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -23,10 +24,11 @@ from urllib.parse import parse_qs, quote, urlsplit
 import azure.functions as func
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from registry.web import listing, security
+from registry.web import history, listing, security
 from registry.web.core import (
     DATA_TYPES,
     DEV_PRINCIPAL_COOKIE,
+    MAX_WAIT_SECONDS,
     MODEL_TYPES,
     Conflict,
     Core,
@@ -49,6 +51,8 @@ bp = func.Blueprint()
 HERE = Path(__file__).resolve().parent
 STATIC = {"catalog.css": "text/css", "catalog.js": "text/javascript", "favicon.svg": "image/svg+xml"}
 OWN_PAGE = 50
+HISTORY_ON_MODEL_PAGE = 10  # the latest changes; the history page holds the rest
+HISTORY_PAGE = 50
 
 
 @cache
@@ -70,14 +74,14 @@ def _size(value: Any) -> str:
     return f"{value} bytes"
 
 
-def _when(value: Any) -> str:
+def _when(value: Any, *, seconds: bool = False) -> str:
     if isinstance(value, str):
         try:
             value = datetime.fromisoformat(value)
         except ValueError:
             return str(value)
     if isinstance(value, datetime):
-        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC" if seconds else "%Y-%m-%d %H:%M UTC")
     return ""
 
 
@@ -107,6 +111,7 @@ def _templates() -> Environment:
     )
     env.filters["size"] = _size
     env.filters["when"] = _when
+    env.filters["moment"] = lambda value: _when(value, seconds=True)
     env.filters["flatten"] = _flatten
     env.filters["urlpart"] = lambda value: quote(str(value), safe="")
     env.globals["static"] = lambda name: f"/api/catalog/static/{name}?v={_static_version()}"
@@ -186,11 +191,11 @@ def problem(ctx: Context, code: int, title: str, detail: str, **values: Any) -> 
 
 
 Handler = Callable[[Context], func.HttpResponse]
+Watch = Callable[[Context], str | None]
 
 
-def serve(req: func.HttpRequest, handler: Handler, *, anonymous: bool = False) -> func.HttpResponse:
-    """Session, caller, rate limit and CSRF checks first; then the handler, with the core's
-    errors as pages."""
+def _prepare(req: func.HttpRequest, *, anonymous: bool = False) -> Context | func.HttpResponse:
+    """The request's context, or the answer that turns it away (sign in, 429, CSRF)."""
     the_core = core()
     cookies = security.cookies_of(req.headers)
     session = cookies.get(security.SESSION_COOKIE, "")
@@ -202,7 +207,45 @@ def serve(req: func.HttpRequest, handler: Handler, *, anonymous: bool = False) -
     token = security.csrf_token(key, session, caller.id if caller else "")
     ctx = Context(the_core, req, caller, session, fresh, token)
     refused = _refusal(ctx, cookies, key, anonymous=anonymous)
-    return refused if refused is not None else _run(ctx, handler)
+    return refused if refused is not None else ctx
+
+
+def serve(req: func.HttpRequest, handler: Handler, *, anonymous: bool = False) -> func.HttpResponse:
+    """Session, caller, rate limit and CSRF checks first; then the handler, with the core's
+    errors as pages."""
+    prepared = _prepare(req, anonymous=anonymous)
+    return prepared if isinstance(prepared, func.HttpResponse) else _run(prepared, handler)
+
+
+async def serve_waiting(req: func.HttpRequest, handler: Handler, watch: Watch) -> func.HttpResponse:
+    """`serve`, after waiting (?wait=N seconds, at most 60) until what `watch` sees changes.
+
+    The API's long polling (registry.blueprints.http): the checks first (the wait counts once
+    against the rate limit), then looks at 0.5, 1.5, 3.5, 7.5 s and every 4 s after, each a
+    brief storage read on a pool thread; the event loop sleeps in between, so a waiting request
+    holds no thread.
+    """
+    prepared = await asyncio.to_thread(_prepare, req)
+    if isinstance(prepared, func.HttpResponse):
+        return prepared
+    ctx = prepared
+    seconds = wait_seconds(ctx)
+    if seconds:
+
+        def look() -> str | None:
+            try:
+                return watch(ctx)
+            except Exception:  # the handler answers the same error once the wait ends
+                return None
+
+        await ctx.core.until_changed(look, seconds)
+    return await asyncio.to_thread(_run, ctx, handler)
+
+
+def wait_seconds(ctx: Context) -> int:
+    """?wait=N, or 0 when absent or not a whole number from 0 to 60 (the handler answers 400)."""
+    value = ctx.req.params.get("wait", "")
+    return int(value) if value.isdigit() and int(value) <= MAX_WAIT_SECONDS else 0
 
 
 def _refusal(
@@ -303,17 +346,22 @@ def _register_command(view: dict[str, Any], base: str) -> str:
 
 def _model(ctx: Context) -> func.HttpResponse:
     name, version, owner = _route(ctx, "name", "version", "owner")
-    view = ctx.core.model(ctx.me, name, version, owner)
+    try:
+        details = ctx.core.details(ctx.me, name, version, owner)
+    except NotVisible:
+        if owner == ctx.me.id:  # gone: its owner still reads its history
+            return _gone(ctx, name, version, owner)
+        raise
+    view = details.view
     files = frozenset(f["name"] for f in view.get("files", []))
     index_html = None
-    try:
-        raw = ctx.core.index_page(ctx.me, name, version, owner)
-    except NotVisible:
-        raw = None
-    if raw:
-        index_html = render_index(raw.decode("utf-8", "replace"), files, file_route(name, version, owner))
+    if details.index:
+        index_html = render_index(
+            details.index.decode("utf-8", "replace"), files, file_route(name, version, owner)
+        )
     mine = owner == ctx.me.id
     parts = urlsplit(ctx.req.url)
+    changes = ctx.core.history(ctx.me, (name, version, owner), HISTORY_ON_MODEL_PAGE, None)
     return render(
         ctx,
         "model.html",
@@ -321,15 +369,77 @@ def _model(ctx: Context) -> func.HttpResponse:
         index_html=index_html,
         mine=mine,
         clones=_clones(ctx, name, version, owner),
-        status=ctx.core.status(ctx.me, name, version) if mine and view["state"] == "InProgress" else None,
+        status=details.status,
+        manifests=details.manifests,
+        history=history.entries(changes.entries),
+        more_history=changes.continuation is not None,
         command=_register_command(view, f"{parts.scheme}://{parts.netloc}") if mine else None,
         download=file_route(name, version, owner),
+    )
+
+
+def _gone(ctx: Context, name: str, version: str, owner: str) -> func.HttpResponse:
+    """The owner's page of a model that no longer exists: 404, with what its history tells."""
+    changes = ctx.core.history(ctx.me, (name, version, owner), HISTORY_ON_MODEL_PAGE, None)
+    entries = history.entries(changes.entries)
+    return render(
+        ctx,
+        "history.html",
+        404,
+        model={"name": name, "version": version, "owner": owner},
+        entries=entries,
+        gone=True,
+        next_page=changes.continuation,
+        first=True,
     )
 
 
 @bp.route(route="catalog/model/{name}/{version}/{owner}", methods=["GET"])
 def catalog_model(req: func.HttpRequest) -> func.HttpResponse:
     return serve(req, _model)
+
+
+def _history(ctx: Context) -> func.HttpResponse:
+    name, version, owner = _route(ctx, "name", "version", "owner")
+    token = ctx.req.params.get("page") or None
+    changes = ctx.core.history(ctx.me, (name, version, owner), HISTORY_PAGE, token)
+    return render(
+        ctx,
+        "history.html",
+        model={"name": name, "version": version, "owner": owner},
+        entries=history.entries(changes.entries),
+        gone=not ctx.core.exists(ctx.me, name, version, owner),  # only its owner reads on then
+        next_page=changes.continuation,
+        first=token is None,
+    )
+
+
+@bp.route(route="catalog/model/{name}/{version}/{owner}/history", methods=["GET"])
+def catalog_model_history(req: func.HttpRequest) -> func.HttpResponse:
+    return serve(req, _history)
+
+
+def _manifest(ctx: Context) -> func.HttpResponse:
+    """A manifest revision's JSON, as GET /api/v1.0/model/.../manifest?revision=N answers it."""
+    name, version, owner = _route(ctx, "name", "version", "owner")
+    given = ctx.req.params.get("revision", "")
+    if given and not (given.isdigit() and 0 < int(given) < 2**31):
+        return json_reply(
+            ctx, {"message": "Invalid request", "error_message": "revision: a whole number"}, 400
+        )
+    try:
+        found = ctx.core.manifest(ctx.me, name, version, owner, int(given) if given else None)
+    except NotVisible:
+        found = None
+    if found is None:
+        missing = "that manifest revision does not exist or is not visible to you"
+        return json_reply(ctx, {"message": "Not found", "error_message": missing}, 404)
+    return json_reply(ctx, found)
+
+
+@bp.route(route="catalog/model/{name}/{version}/{owner}/manifest", methods=["GET"])
+def catalog_model_manifest(req: func.HttpRequest) -> func.HttpResponse:
+    return serve(req, _manifest)
 
 
 def _file(ctx: Context) -> func.HttpResponse:
@@ -366,17 +476,73 @@ def catalog_registrations(req: func.HttpRequest) -> func.HttpResponse:
     return serve(req, _registrations)
 
 
+def _bad_wait(ctx: Context) -> func.HttpResponse | None:
+    given = ctx.req.params.get("wait")
+    if given is None or (given.isdigit() and int(given) <= MAX_WAIT_SECONDS):
+        return None
+    detail = f"wait: seconds to wait for a change, a whole number from 0 to {MAX_WAIT_SECONDS}"
+    return json_reply(ctx, {"message": "Invalid request", "error_message": detail}, 400)
+
+
 def _status(ctx: Context) -> func.HttpResponse:
     name, version = _route(ctx, "name", "version")
+    refused = _bad_wait(ctx)
+    if refused is not None:
+        return refused
     try:
         return json_reply(ctx, ctx.core.status(ctx.me, name, version))
     except NotVisible:
         return json_reply(ctx, {"message": "Not found"}, 404)
 
 
+def _watch_one(ctx: Context) -> str | None:
+    return ctx.core.status_version(ctx.me, [(ctx.req.route_params["name"], ctx.req.route_params["version"])])
+
+
 @bp.route(route="catalog/registrations/{name}/{version}/status", methods=["GET"])
-def catalog_registration_status(req: func.HttpRequest) -> func.HttpResponse:
-    return serve(req, _status)
+async def catalog_registration_status(req: func.HttpRequest) -> func.HttpResponse:
+    """One registration's status; with ?wait=N, as soon as it changes or after N seconds."""
+    return await serve_waiting(req, _status, _watch_one)
+
+
+def _progress_keys(ctx: Context) -> list[tuple[str, str]] | None:
+    """?models=NAME/VERSION,NAME/VERSION... (at most a page of them), or None if malformed."""
+    keys: list[tuple[str, str]] = []
+    for item in (ctx.req.params.get("models") or "").split(","):
+        name, _, version = item.partition("/")
+        if not (is_identifier(name) and is_identifier(version)):
+            return None
+        keys.append((name, version))
+    return keys if len(keys) <= OWN_PAGE else None
+
+
+def _statuses(ctx: Context) -> func.HttpResponse:
+    keys = _progress_keys(ctx)
+    if keys is None:
+        detail = f"models: 1 to {OWN_PAGE} of your registrations, as NAME/VERSION separated by commas"
+        return json_reply(ctx, {"message": "Invalid request", "error_message": detail}, 400)
+    refused = _bad_wait(ctx)
+    if refused is not None:
+        return refused
+    found = []
+    for name, version in keys:
+        try:
+            found.append(ctx.core.status(ctx.me, name, version))
+        except NotVisible:  # deleted meanwhile: left out
+            continue
+    return json_reply(ctx, {"registrations": found})
+
+
+def _watch_many(ctx: Context) -> str | None:
+    keys = _progress_keys(ctx)
+    return ctx.core.status_version(ctx.me, keys) if keys else None
+
+
+@bp.route(route="catalog/registrations/status", methods=["GET"])
+async def catalog_registrations_status(req: func.HttpRequest) -> func.HttpResponse:
+    """The status of several of the caller's registrations (?models=a/1,b/2); with ?wait=N, as
+    soon as any of them changes or after N seconds: one long poll follows a whole page."""
+    return await serve_waiting(req, _statuses, _watch_many)
 
 
 def _visibility(ctx: Context) -> func.HttpResponse:

@@ -190,6 +190,8 @@ def test_a_registration_shows_live_progress_until_100_percent_and_finished(
     }
     alice = visitor("alice")
     page = alice.open("/api/catalog/register")
+    polls: list[str] = []
+    page.on("request", lambda r: polls.append(r.url) if "/registrations/status" in r.url else None)
     fill_registration(page, name, files, private=True)
     page.get_by_role("button", name="Register").click()
     page.wait_for_url(f"**/api/catalog/model/{name}/1.0/alice")
@@ -197,6 +199,8 @@ def test_a_registration_shows_live_progress_until_100_percent_and_finished(
 
     state = page.get_by_test_id("state")
     expect(state).to_have_text("Finished", timeout=90_000)
+    # Followed by long polls (?wait=), one request for the page's registrations at a time.
+    assert polls and all("wait=30" in url and f"models={name}%2F1.0" in url for url in polls), polls
     total = page.locator("progress[data-role=total]")
     expect(total).to_have_attribute("value", "100")
     assert total.evaluate("bar => bar.position") == 1.0

@@ -61,7 +61,7 @@ def test_only_the_lifecycles_transitions_are_allowed(start: State, step: str, al
         "finish": lambda: r.finish(T0, "done"),
         "fail": lambda: r.fail(T0, "broken"),
         "restart": lambda: r.restart(T0, "again"),
-        "replace_files": lambda: r.replace_files(T0, ["c.bin"]),
+        "replace_files": lambda: r.replace_files(T0, ["c.bin"], by="alice"),
         "mark_deleting": lambda: r.mark_deleting(T0) if not r.gone else None,
     }
     if allowed:
@@ -128,7 +128,7 @@ def test_a_tombstone_is_gone_for_everyone_and_drops_any_lease() -> None:
 def test_replacing_files_appends_new_names_and_remembers_what_to_copy_again() -> None:
     r = accepted()
     r.finish(T0, "done")
-    r.replace_files(T0, ["b.bin", "z.bin"])
+    r.replace_files(T0, ["b.bin", "z.bin"], by="alice")
     assert r.state is State.IN_PROGRESS
     assert r.file_names == ["a.py", "b.bin", "z.bin"]  # appended: rows are numbered by position
     assert r.refresh_files == ["b.bin", "z.bin"]

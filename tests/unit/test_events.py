@@ -51,6 +51,14 @@ def test_every_kind_of_change_reaches_the_sinks_once_with_a_distinct_id(world: W
     assert world.delivered() == received  # the outbox is empty: nothing is delivered twice
 
 
+def test_files_replaced_names_who_replaced_them(world: World) -> None:
+    world.register()
+    world.update({"model_files": {BIG: world.source(ALICE, "codegen", "v2.bin", payload(1000, 1))}})
+    [replaced] = [e for e in world.delivered() if e.type is EventType.FILES_REPLACED]
+    assert replaced.data["by"] == ALICE.id
+    assert replaced.data["files"] == [BIG]
+
+
 def test_a_failed_copy_is_an_event(world: World) -> None:
     url = world.source(ALICE, "codegen", "broken.bin", b"x")
     world.copier.fail(url, permanent=True, reason="gone")

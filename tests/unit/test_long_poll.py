@@ -74,7 +74,7 @@ def test_looks_back_off_from_half_a_second_to_four_and_stop_at_the_deadline() ->
         delays.append(seconds)
         now[0] += seconds
 
-    looks = asyncio.run(http._until_changed(lambda: "same", 60, sleep, lambda: now[0]))
+    looks = asyncio.run(http.until_changed(lambda: "same", 60, sleep, lambda: now[0]))
     assert delays[:5] == [0.5, 1.0, 2.0, 4.0, 4.0]
     assert sum(delays) == pytest.approx(60)
     assert looks == len(delays) + 1 <= 19  # a 60 s wait reads the record at most 19 times
@@ -84,7 +84,7 @@ def test_a_look_that_fails_ends_the_wait_and_the_handler_answers_the_error() -> 
     def look() -> str | None:
         return None  # what a watch that raised gives
 
-    assert asyncio.run(http._until_changed(look, 60, lambda _: asyncio.sleep(3600), lambda: 0.0)) == 1
+    assert asyncio.run(http.until_changed(look, 60, lambda _: asyncio.sleep(3600), lambda: 0.0)) == 1
 
 
 def test_an_unknown_registration_is_answered_404_without_waiting(deps: Dependencies) -> None:

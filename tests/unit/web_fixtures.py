@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -79,7 +81,9 @@ class Browser:
         }.get(path)
         if handler is None:
             handler = _by_route(path)
-        response: func.HttpResponse = handler(request)
+        answer: func.HttpResponse | Coroutine[Any, Any, func.HttpResponse] = handler(request)
+        # A long-polling view is async.
+        response = asyncio.run(answer) if isinstance(answer, Coroutine) else answer
         cookie = response.headers.get("Set-Cookie")
         if cookie:
             name, _, rest = cookie.partition("=")
@@ -102,7 +106,15 @@ def _by_route(path: str) -> Any:
     if path.startswith("/api/catalog/static/"):
         return views.catalog_static
     if path.startswith("/api/catalog/model/"):
-        return views.catalog_model_file if "/files/" in path else views.catalog_model
+        if "/files/" in path:
+            return views.catalog_model_file
+        if path.endswith("/history"):
+            return views.catalog_model_history
+        if path.endswith("/manifest"):
+            return views.catalog_model_manifest
+        return views.catalog_model
+    if path == "/api/catalog/registrations/status":
+        return views.catalog_registrations_status
     if path.endswith("/visibility"):
         return views.catalog_visibility
     if path.endswith("/delete"):

@@ -1,5 +1,5 @@
 // The catalog's only script (served by the app; the CSP allows no inline script).
-// Progress bars that follow a registration, the copy button, and adding file rows.
+// Progress bars that follow registrations (one long poll), the copy button, and adding file rows.
 "use strict";
 
 (function () {
@@ -47,26 +47,77 @@
       known ? formatSize(copied) + " of " + formatSize(total) : "sizes not known yet";
   }
 
-  function follow(section) {
-    var url = section.getAttribute("data-status-url");
-    var delay = 1000;
+  // Every progress bar on the page follows one long poll: the catalog answers as soon as any of
+  // the registrations changes (a state change or a copy checkpoint), or after WAIT seconds.
+  // Rate limit (the API's, per caller: 2/s, 100/min, 500/10 min): the first look waits FIRST ms
+  // (the page and the form post before it stay within 2 a second), and looks are at least
+  // INTERVAL ms apart, so following progress costs at most 20 requests a minute, and about 2
+  // while nothing changes. A 429 waits its Retry-After; errors back off, doubling up to 30 s.
+  var WAIT = 30, FIRST = 1500, INTERVAL = 3000, LONGEST = 30000;
+
+  function followAll(sections) {
+    var open = {};
+    sections.forEach(function (section) {
+      if (section.querySelector("[data-role=state]").textContent === "InProgress") {
+        open[section.getAttribute("data-progress")] = section;
+      }
+    });
+    var backoff = 1000;
+    function keys() { return Object.keys(open); }
     function poll() {
+      if (!keys().length) return;
+      var started = Date.now();
+      var url = "/api/catalog/registrations/status?wait=" + WAIT + "&models=" +
+        keys().map(encodeURIComponent).join(",");
       fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
         .then(function (response) {
-          if (!response.ok) throw new Error("status " + response.status);
+          if (!response.ok) {
+            var refused = new Error("status " + response.status);
+            refused.retryAfter = parseInt(response.headers.get("Retry-After") || "0", 10) || 0;
+            throw refused;
+          }
           return response.json();
         })
-        .then(function (status) {
-          render(section, status);
-          delay = 1000;
-          if (status.state === "InProgress") setTimeout(poll, delay);
+        .then(function (body) {
+          var seen = {};
+          body.registrations.forEach(function (status) {
+            var key = status.name + "/" + status.version;
+            seen[key] = true;
+            if (!open[key]) return;
+            render(open[key], status);
+            if (status.state !== "InProgress") delete open[key];
+          });
+          keys().forEach(function (key) { if (!seen[key]) delete open[key]; }); // deleted meanwhile
+          backoff = 1000;
+          setTimeout(poll, Math.max(0, INTERVAL - (Date.now() - started)));
         })
-        .catch(function () {
-          delay = Math.min(delay * 2, 30000); // back off while the registry is unreachable
-          setTimeout(poll, delay);
+        .catch(function (problem) {
+          backoff = Math.min(backoff * 2, LONGEST); // back off while the registry is unreachable
+          setTimeout(poll, Math.max(backoff, 1000 * (problem.retryAfter || 0)));
         });
     }
-    if (section.querySelector("[data-role=state]").textContent === "InProgress") setTimeout(poll, 500);
+    if (keys().length) setTimeout(poll, FIRST);
+  }
+
+  // The index page's images of the model's own files load through the catalog's file route,
+  // which counts against the rate limit like a page (2 a second): an image refused (a 429, or
+  // any error) is asked for again a little later, up to five times, so a page with several
+  // images fills in within seconds instead of showing broken ones.
+  function retryImages(root) {
+    root.querySelectorAll("img").forEach(function (img) {
+      var source = img.getAttribute("src") || "";
+      if (source.indexOf("/api/catalog/model/") !== 0) return; // https images are not ours to retry
+      var tries = 0;
+      function again() {
+        if (tries >= 5) return;
+        tries += 1;
+        setTimeout(function () {
+          img.src = source + (source.indexOf("?") < 0 ? "?" : "&") + "try=" + tries;
+        }, 1000 * tries + Math.floor(Math.random() * 500));
+      }
+      img.addEventListener("error", again);
+      if (img.complete && img.naturalWidth === 0) again(); // refused before this script ran
+    });
   }
 
   function copyButton(button) {
@@ -110,7 +161,8 @@
   }
 
   document.addEventListener("DOMContentLoaded", function () {
-    document.querySelectorAll("[data-status-url]").forEach(follow);
+    followAll(document.querySelectorAll("[data-progress]"));
+    document.querySelectorAll(".markdown").forEach(retryImages);
     document.querySelectorAll("[data-copy]").forEach(copyButton);
     document.querySelectorAll("[data-add-file]").forEach(addFileRows);
     var summary = document.querySelector(".error-summary");
