@@ -31,6 +31,7 @@ class Admission:
         self._requests: dict[str, deque[float]] = {}
         self._counts: dict[str, tuple[float, int]] = {}
         self._count_ttl = count_ttl_seconds
+        self._counting: dict[str, threading.Event] = {}  # owners whose count is being read
         self._max_callers = max_callers
 
     def retry_after(self, caller: str) -> int | None:
@@ -53,16 +54,30 @@ class Admission:
         return None
 
     def in_progress(self, owner: str, count: Callable[[], int]) -> int:
-        """The owner's registrations in progress, counted afresh at most every few seconds."""
-        now = self._clock()
-        with self._lock:
-            cached = self._counts.get(owner)
-        if cached is not None and now - cached[0] < self._count_ttl:
-            return cached[1]
-        value = count()
-        with self._lock:
-            self._counts[owner] = (now, value)
-        return value
+        """The owner's registrations in progress, counted afresh at most every few seconds.
+
+        Single-flight: requests of one owner that arrive together wait for one read of the count
+        instead of each sending its own (a failed read is not cached; the next request reads)."""
+        while True:
+            now = self._clock()
+            with self._lock:
+                cached = self._counts.get(owner)
+                if cached is not None and now - cached[0] < self._count_ttl:
+                    return cached[1]
+                counting = self._counting.get(owner)
+                if counting is None:
+                    counting = self._counting[owner] = threading.Event()
+                    break
+            counting.wait()  # the read is bounded by the storage client's own timeouts
+        try:
+            value = count()
+            with self._lock:
+                self._counts[owner] = (now, value)
+            return value
+        finally:
+            with self._lock:
+                del self._counting[owner]
+            counting.set()
 
     def accepted(self, owner: str) -> None:
         """One more registration in progress (until the count is read afresh)."""
