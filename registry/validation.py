@@ -148,6 +148,21 @@ def check_target_path(value: str, info: ValidationInfo) -> str:
     return value
 
 
+def inherited_name_problems(file_names: Iterable[str], context: RequestContext) -> list[FieldError]:
+    """A clone's inherited files whose names do not fit a blob name under the clone's prefix
+    (its owner and version may be longer than the parent's)."""
+    room = MAX_BLOB_NAME - context.blob_prefix_length
+    return [
+        FieldError(
+            "ignore_files",
+            f"the parent's file {safe_key(name)!r} is {len(name)} characters, more than the {room} "
+            "a file name may have under this clone's owner and version: ignore it or use a shorter version",
+        )
+        for name in sorted(file_names)
+        if len(name) > room
+    ]
+
+
 def layout_problems(file_names: Iterable[str]) -> list[FieldError]:
     """Files that cannot all exist in one directory: a file named like another's folder."""
     names = set(file_names)

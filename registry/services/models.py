@@ -51,6 +51,7 @@ from registry.validation import (
     RequestContext,
     UpdateRequest,
     digests_of,
+    inherited_name_problems,
     parse_registration,
     parse_with,
     safe_key,
@@ -410,6 +411,10 @@ def clone_model(deps: Dependencies, caller: Principal, name: str, version: str, 
     given = clone.model_dump(mode="json", by_alias=True).get("model_files") or {}
     added = sources_of(clone.model_files or {})
     inherited = [f for f in parent.file_names if f not in ignored and f not in added]
+    context = request_context(name, version, caller, deps.settings, frozenset(inherited))
+    too_long = inherited_name_problems(inherited, context)
+    if too_long:
+        raise InvalidRequest(too_long)
     merged_body: dict[str, Any] = {
         "model_config": _merged_config(parent, clone),
         "model_files": given,
@@ -420,9 +425,7 @@ def clone_model(deps: Dependencies, caller: Principal, name: str, version: str, 
     }
     if clone.private_packages:
         merged_body["private_packages"] = clone.private_packages
-    request = parse_registration(
-        merged_body, request_context(name, version, caller, deps.settings, frozenset(inherited))
-    )
+    request = parse_registration(merged_body, context)
     registration, _ = new_registration(request, name=name, version=version, caller=caller, deps=deps)
     registration.parent = {"name": parent.name, "version": parent.version, "owner": parent.owner}
     registration.file_names = sorted({*inherited, *added})

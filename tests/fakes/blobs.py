@@ -63,6 +63,12 @@ def _read_signature(path: str, expiry: str) -> str:
     return hashlib.sha256(_FAKE_ACCOUNT_KEY + f"\n{path}\n{expiry}\nr".encode()).hexdigest()[:32]
 
 
+def _check_blob_name(path: str) -> None:
+    """Blob Storage's limits on a blob's name (the service answers 400 InvalidResourceName)."""
+    if len(path) > 1024 or len(path.split("/")) > 254:
+        raise ValueError(f"InvalidResourceName: a blob name of {len(path)} characters")
+
+
 @dataclass
 class FakeBlobCopier:
     """Sources by URL; a destination container with staged (uncommitted) and committed blocks.
@@ -165,6 +171,7 @@ class FakeBlobCopier:
             return len(blob.data)
 
     def stage_block(self, path: str, block_id: str, url: str, offset: int, length: int) -> None:
+        _check_blob_name(path)
         call = StageCall(path, block_id, url, offset, length)
         with self._lock:
             self.stage_calls.append(call)

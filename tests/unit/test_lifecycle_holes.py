@@ -23,9 +23,9 @@ from registry.services.catalog import refresh_listing
 from registry.services.copying import Outcome, fail_poisoned
 from registry.services.jobs import fail_after_last_delivery
 from registry.services.maintenance import reseal_all
-from registry.services.registration import TooMany, Unavailable, job_for, register
+from registry.services.registration import TooMany, Unavailable, job_for, register, request_context
 from registry.services.sweep import sweep
-from registry.validation import InvalidRequest
+from registry.validation import MAX_BLOB_NAME, InvalidRequest
 from tests.builders import make_settings
 from tests.fakes import REGISTRY_CONTAINER_URL, SimulatedCrash, StageCall
 from tests.world import ALICE, BIG, BOB, World, default_files, payload
@@ -136,6 +136,33 @@ def test_a_clone_of_a_model_deleted_and_registered_again_private_fails_without_a
     assert "no longer visible" in clone.message
     bobs = [p for p in world.copier.committed if p.startswith(f"{BOB.id}/")]
     assert all(world.copier.blob(p) not in secret.values() for p in bobs)
+
+
+def test_a_clone_whose_longer_prefix_would_not_hold_an_inherited_file_name_is_refused_naming_it(
+    world: World,
+) -> None:
+    parent_room = (
+        MAX_BLOB_NAME - request_context("codegen", "1.0", ALICE, world.deps.settings).blob_prefix_length
+    )
+    long_name = "d/" + "w" * (parent_room - 2)
+    world.register(private=False, files={**default_files(), long_name: b"weights"})
+    version = "v" * 100  # the clone's prefix is longer than the parent's by the version and owner
+
+    with pytest.raises(InvalidRequest) as refused:
+        world.clone({"parent_owner": ALICE.id, "parent_version": "1.0"}, version=version)
+
+    [error] = refused.value.errors
+    assert error.field == "ignore_files"
+    assert "d/www" in error.rule and "ignore it" in error.rule
+    assert world.store.peek(BOB.id, "codegen", version) is None  # nothing half-written
+    # Ignoring that file, the clone is accepted and copies the rest.
+    world.clone(
+        {"parent_owner": ALICE.id, "parent_version": "1.0", "ignore_files": [long_name]}, version=version
+    )
+    world.run_queue()
+    clone = world.record(BOB, version=version)
+    assert clone.state is State.FINISHED
+    assert long_name not in clone.file_names
 
 
 def test_a_clone_fails_if_the_parent_turns_private_before_its_copy(world: World) -> None:
