@@ -6,6 +6,7 @@ hand in fakes for some or all of them (and no Azure client is made for those).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import fields
 from functools import cache
 from typing import Any
@@ -27,6 +28,7 @@ from registry.adapters.servicebus import ServiceBusJobQueue
 from registry.adapters.tables import TableNames, TableRegistrationStore
 from registry.adapters.webhook_http import PinnedWebhookClient
 from registry.adapters.webhook_tables import TableWebhookStore
+from registry.digests import resumable_available
 from registry.domain.model import utcnow
 from registry.ports import EventSink
 from registry.sealing import Sealer
@@ -37,6 +39,8 @@ from registry.settings import Settings, current_settings
 from registry.signing.model_signer import model_signer_from_settings
 
 _STORAGE_PORTS = ("store", "copier", "files", "webhooks")
+
+log = logging.getLogger(__name__)
 
 
 def shared_transport(pool_size: int = 64) -> RequestsTransport:
@@ -74,6 +78,11 @@ def build(settings: Settings, **overrides: Any) -> Dependencies:
         # Event Grid (when configured) and the webhook fan-out: every event goes to each.
         webhooks = WebhookFanout(parts["webhooks"], parts["queue"], parts.get("now", utcnow))
         parts["event_sinks"] = (*_event_sinks(settings), webhooks)
+    if not resumable_available():
+        log.warning(
+            "this libcrypto has no SHA256_Init/Update/Final: a file's hash cannot be saved half-way, "
+            "so each file is hashed in one pass, past the copy's time budget if need be"
+        )
     return Dependencies(settings=settings, **parts)
 
 

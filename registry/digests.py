@@ -4,8 +4,8 @@ hashlib cannot export a hash's state, so a worker that stopped half-way through 
 would have to hash it again from the start. OpenSSL's libcrypto (the library CPython's hashlib
 uses) keeps the state of a SHA-256 in a plain, documented structure (`SHA256_CTX`, openssl/sha.h)
 and offers SHA256_Init/Update/Final: its bytes are the whole state. Where libcrypto does not
-offer them, this falls back to hashlib, and a resumed hash starts its file again (`resumable` is
-then False, and the caller re-hashes from byte 0).
+offer them, this falls back to hashlib (`resumable` is then False): the worker then hashes each
+file in one pass, whatever its time budget, since a stopped hash would start again at byte 0.
 """
 
 from __future__ import annotations

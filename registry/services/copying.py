@@ -439,7 +439,9 @@ class Slice:
                 ahead = self._read_ahead(reader, path, progress, offset, size)
                 hasher.update(chunk)
                 self.progressed = True
-                stopping = ahead is not None and self._time_is_up()
+                # A hash whose state cannot be saved runs to the file's end: stopping would
+                # only start it again from byte 0 next time, for ever.
+                stopping = ahead is not None and hasher.resumable and self._time_is_up()
                 if offset - saved_at >= HASH_CHECKPOINT_BYTES or stopping or ahead is None:
                     progress.bytes_hashed, progress.hash_state = offset, hasher.state()
                     self._save(progress)

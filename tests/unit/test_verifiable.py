@@ -10,6 +10,7 @@ import os
 
 import pytest
 
+from registry import digests
 from registry.blueprints.http import serve
 from registry.digests import Sha256, resumable_available
 from registry.domain.vocabulary import FileState, State
@@ -290,3 +291,21 @@ def test_a_deleted_model_takes_its_manifests_with_it(world: World) -> None:
     record = world.register()
     world.delete()
     assert world.store.manifests(record) == []
+
+
+def test_without_a_resumable_sha256_a_file_is_hashed_to_its_end_in_one_pass_not_restarted_forever(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(digests, "resumable_available", lambda: False)  # libcrypto without SHA256_*
+    monkeypatch.setattr(copying, "HASH_CHUNK_BYTES", MIB // 2)
+    world.monotonic = Ticking(1.0)
+    world.policy = dataclasses.replace(world.policy, time_budget_seconds=20)
+    files = {**default_files(), BIG: payload(6 * MIB, seed=2)}
+    record = world.register(files=files, finish=False)
+    assert world.run_queue()[-1] is Outcome.FINISHED
+    offsets = [offset for path, offset, _ in world.copier.read_range_calls if path.endswith(BIG)]
+    assert offsets == list(range(0, 6 * MIB, MIB // 2))  # each chunk read once, in order
+    big = next(p for p in world.store.peek_files(world.record(ALICE)) if p.target == BIG)
+    assert (
+        big.served_sha256 == sha(files[BIG]) and record.registration_id == world.record(ALICE).registration_id
+    )
