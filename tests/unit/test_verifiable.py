@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import hashlib
+import json
 import os
 
 import pytest
@@ -13,9 +14,11 @@ import pytest
 from registry import digests
 from registry.blueprints.http import serve
 from registry.digests import Sha256, resumable_available
+from registry.domain.jobs import RegisterJob
 from registry.domain.vocabulary import FileState, State
 from registry.services import copying, manifests
 from registry.services.copying import MIB, Outcome
+from registry.services.jobs import register_from_queue
 from registry.services.registration import register
 from tests.builders import make_settings, registration_body
 from tests.fakes import SimulatedCrash
@@ -234,6 +237,42 @@ def test_a_clone_inherits_its_parents_digests_without_hashing_the_inherited_file
     assert {p.target: p.served_sha256 for p in world.store.peek_files(clone)} == parent_rows
 
 
+def test_the_status_route_tells_each_files_phase_pending_copying_hashing_done(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def phases() -> dict[str, str]:
+        req, route = request(
+            "registration_status",
+            name="codegen",
+            version="1.0",
+            headers={"X-MS-CLIENT-PRINCIPAL-ID": ALICE.id, "X-MS-CLIENT-PRINCIPAL-NAME": ALICE.name},
+        )
+        response = serve(req, route, world.deps)
+        assert response.status_code == 200
+        return {f["name"]: f["phase"] for f in json.loads(response.get_body())["files"]}
+
+    world.settings = make_settings(REGISTRY_DEV_MODE="true")  # the caller's identity from its headers
+    world.register(finish=False)
+    assert set(phases().values()) == {"pending"}
+    seen: list[dict[str, str]] = []
+    real_read, real_stage = world.copier.read_range, world.copier.stage_block
+
+    def reading(path: str, offset: int, length: int, etag: str) -> bytes:
+        seen.append(phases())
+        return real_read(path, offset, length, etag)
+
+    def staging(path: str, block_id: str, url: str, offset: int, length: int) -> None:
+        seen.append(phases())
+        real_stage(path, block_id, url, offset, length)
+
+    monkeypatch.setattr(world.copier, "read_range", reading)
+    monkeypatch.setattr(world.copier, "stage_block", staging)
+    [job] = world.queue.take()
+    assert world.process(job) is Outcome.FINISHED
+    assert any("copying" in p.values() for p in seen) and any("hashing" in p.values() for p in seen)
+    assert set(phases().values()) == {"done"}
+
+
 def test_the_file_route_carries_the_files_digest(world: World) -> None:
     world.settings = make_settings(REGISTRY_DEV_MODE="true")
     world.register(private=False)
@@ -309,3 +348,59 @@ def test_without_a_resumable_sha256_a_file_is_hashed_to_its_end_in_one_pass_not_
     assert (
         big.served_sha256 == sha(files[BIG]) and record.registration_id == world.record(ALICE).registration_id
     )
+
+
+def test_a_clones_added_file_with_a_wrong_expected_digest_fails_the_clone_naming_it(world: World) -> None:
+    world.register(private=False)
+    added = payload(1000, seed=9)
+    url = world.source(BOB, "codegen", "extra.bin", added)
+    wrong = sha(b"not the file")
+    clone = {
+        "parent_owner": ALICE.id,
+        "parent_version": "1.0",
+        "model_files": {"extra.bin": {"url": url, "sha256": wrong}},
+    }
+    world.clone(clone)
+    world.run_queue()
+    record = world.record(BOB, version="2.0")
+    assert record.state is State.FAILED
+    assert "extra.bin" in record.message and wrong in record.message and sha(added) in record.message
+    assert world.served(record, "extra.bin") is None
+
+
+def test_a_clones_added_file_with_the_right_expected_digest_is_verified_with_the_inherited_ones(
+    world: World,
+) -> None:
+    world.register(private=False)
+    added = payload(1000, seed=9)
+    url = world.source(BOB, "codegen", "extra.bin", added)
+    clone = {
+        "parent_owner": ALICE.id,
+        "parent_version": "1.0",
+        "model_files": {"extra.bin": {"url": url, "sha256": sha(added)}},
+    }
+    world.clone(clone)
+    world.run_queue()
+    record = world.record(BOB, version="2.0")
+    assert record.state is State.FINISHED
+    digests = {p.target: p.served_sha256 for p in world.store.peek_files(record)}
+    assert digests["extra.bin"] == sha(added) and digests[BIG] == sha(default_files()[BIG])
+
+
+@pytest.mark.parametrize("right", [True, False], ids=["matching", "mismatching"])
+def test_a_bulk_lines_expected_digest_is_checked_like_the_apis(world: World, right: bool) -> None:
+    world.settings = make_settings(REGISTRY_BULK_OWNERS=ALICE.id)
+    files = default_files()
+    body = registration_body()
+    body["model_files"] = {t: world.source(ALICE, "codegen", t, d) for t, d in files.items()}
+    expected = sha(files[BIG]) if right else sha(b"other bytes")
+    body["model_files"][BIG] = {"url": body["model_files"][BIG], "sha256": expected}
+    assert register_from_queue(RegisterJob(ALICE.id, "codegen", "1.0", body), world.deps) == "InProgress"
+    world.run_queue()
+    record = world.record(ALICE)
+    if right:
+        assert record.state is State.FINISHED
+        assert world.served(record, BIG) == files[BIG]
+    else:
+        assert record.state is State.FAILED and expected in record.message
+        assert world.served(record, BIG) is None
