@@ -81,6 +81,7 @@ class Seen:
     status: int = 200
     delay: float = 0.0
     location: str = ""
+    endless: bool = False  # answer with a body that goes on for seconds
 
 
 @pytest.fixture
@@ -95,6 +96,17 @@ def server(pki: Pki) -> Iterator[tuple[int, Seen]]:
             self.send_response(seen.status)
             if seen.location:
                 self.send_header("Location", seen.location)
+            if seen.endless:
+                self.end_headers()  # no length: the body ends when the connection does
+                try:
+                    for _ in range(120):  # 6 s of 8 KiB every 50 ms, unless the client hangs up
+                        self.wfile.write(b"x" * 8 * 1024)
+                        self.wfile.flush()
+                        time.sleep(0.05)
+                except OSError:
+                    pass
+                self.close_connection = True
+                return
             self.send_header("Content-Length", str(64 * 1024))
             self.end_headers()
             self.wfile.write(b"x" * 64 * 1024)
@@ -175,6 +187,18 @@ def test_a_slow_receiver_is_cut_off(pki: Pki, server: tuple[int, Seen]) -> None:
     )
     assert not attempt.ok and attempt.error in ("timed out", "took longer than 2 s")
     assert time.monotonic() - started < 2.9
+
+
+def test_a_long_answer_is_read_only_a_little_and_the_attempt_ends_at_once(
+    pki: Pki, server: tuple[int, Seen]
+) -> None:
+    port, seen = server
+    seen.endless = True
+    attempt = client(pki, Resolver(["127.0.0.1"]), read_seconds=5, total_seconds=10).post(
+        f"https://{NAME}:{port}/in", b"{}", {}
+    )
+    assert attempt.ok and attempt.status == 200 and attempt.error == ""
+    assert attempt.duration_ms < 5000  # it read its 4 KiB and hung up, long before any timeout
 
 
 def test_a_refused_connection_is_a_failed_attempt(pki: Pki) -> None:
