@@ -11,9 +11,8 @@ import click
 from registry.cli.errors import CliError
 from registry.cli.output import human_size
 from registry.cli.session import Session, with_session
+from registry.cli.vocabulary import DATA_TYPES, MODEL_TYPES
 
-MODEL_TYPES = ("ENCODER", "DECODER", "SEQ2SEQ")
-DATA_TYPES = ("SOURCE_CODE", "NATURAL_LANGUAGE", "CLASS_LABEL", "OTHER")
 MAX_PAGE = 1000
 
 
