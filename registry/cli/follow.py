@@ -8,9 +8,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from registry.cli.api import RegistryApi
+from registry.domain.vocabulary import State
 
-IN_PROGRESS = "InProgress"
-FINISHED = "Finished"
+IN_PROGRESS = State.IN_PROGRESS.value
+FINISHED = State.FINISHED.value
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,9 @@ from typing import Any
 
 MIB = 1024 * 1024
 MIN_LIFETIME = timedelta(hours=2)
-MAX_LIFETIME = timedelta(days=7)  # the longest a user delegation key lives
+CLOCK_SKEW = timedelta(minutes=5)  # how far this machine's clock may differ from the storage service's
+# A user delegation key must expire within 7 days of the service's clock: kept short of that by the skew.
+MAX_LIFETIME = timedelta(days=7) - CLOCK_SKEW
 ASSUMED_COPY_RATE = 10 * MIB  # bytes a second: a pessimistic server-side copy rate
 REUSE_MARGIN = timedelta(minutes=30)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from registry.cli.session import Session
 from registry.cli.storage import OwnerStorage, owner_storage
 from registry.cli.upload import Cancelled, UploadReport, UploadSettings, upload_folder
 
-LINK_START_SKEW = timedelta(minutes=5)  # links valid a little before now: clocks differ
+LINK_START_SKEW = links.CLOCK_SKEW  # links valid a little before now: clocks differ
 
 
 @dataclass(frozen=True)

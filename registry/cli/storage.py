@@ -1,6 +1,7 @@
 """The user's own storage account: where `register` uploads a folder and what it signs links for.
 
-- In Azure (`--storage-account NAME`): the Azure CLI login; links are user-delegation SAS.
+- In Azure (`--storage-account NAME`): the Azure CLI login; links are user-delegation SAS, HTTPS only,
+  from one key per registration that lives exactly as long as the links (links.link_lifetime).
 - With `--storage-connection-string` (an account key): links are SAS signed with that key.
 - On the local stack: the emulator's owner account (its key from the checkout), signed the same way.
 """
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urlsplit
 
-from azure.core.exceptions import ResourceExistsError
+from azure.core.exceptions import HttpResponseError, ResourceExistsError
 from azure.storage.blob import (
     BlobSasPermissions,
     BlobServiceClient,
@@ -23,7 +24,7 @@ from azure.storage.blob import (
 )
 
 from registry.cli.config import Config
-from registry.cli.errors import UsageProblem
+from registry.cli.errors import CliError, UsageProblem
 
 STORAGE_HINT = (
     "name your storage account with --storage-account (Azure login) or --storage-connection-string, "
@@ -69,17 +70,39 @@ def _key_signer(account: str, container: str, key: str) -> Callable[[str, dateti
     return sign
 
 
+def delegation_refused(account: str, problem: HttpResponseError) -> CliError:
+    """A 403 for Get User Delegation Key: the login lacks generateUserDelegationKey on the account."""
+    reason = (getattr(problem, "message", None) or str(problem)).strip().splitlines()[0]
+    return CliError(
+        f"storage account {account} refused your Azure login a user delegation key, so no read-only "
+        f"links could be signed: {reason}",
+        f"ask for the 'Storage Blob Delegator' role on the storage account {account} itself (a role on "
+        "the container alone does not grant the key; Storage Blob Data Contributor on the account "
+        "includes it), then run the same command again: your files are uploaded and nothing was registered",
+    )
+
+
 def _delegation_signer(
     service: BlobServiceClient, container: str
 ) -> Callable[[str, datetime, datetime], str]:
+    """Read-only HTTPS SAS for single blobs, from one user delegation key per (start, expiry) window."""
     keys: dict[tuple[datetime, datetime], UserDelegationKey] = {}
+    account = service.account_name or ""
+
+    def key(start: datetime, expiry: datetime) -> UserDelegationKey:
+        if (start, expiry) not in keys:
+            try:
+                keys[(start, expiry)] = service.get_user_delegation_key(start, expiry)
+            except HttpResponseError as problem:
+                if problem.status_code == 403:
+                    raise delegation_refused(account, problem) from None
+                raise
+        return keys[(start, expiry)]
 
     def sign(blob: str, start: datetime, expiry: datetime) -> str:
-        if (start, expiry) not in keys:
-            keys[(start, expiry)] = service.get_user_delegation_key(start, expiry)
         return generate_blob_sas(
-            service.account_name or "", container, blob, user_delegation_key=keys[(start, expiry)],
-            permission=BlobSasPermissions(read=True), start=start, expiry=expiry,
+            account, container, blob, user_delegation_key=key(start, expiry),
+            permission=BlobSasPermissions(read=True), start=start, expiry=expiry, protocol="https",
         )  # fmt: skip
 
     return sign

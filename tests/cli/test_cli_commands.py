@@ -294,3 +294,36 @@ def test_registers_upload_defaults_are_the_ones_the_benchmark_measures() -> None
         defaults.concurrency,
         defaults.parallel_files,
     )
+
+
+def test_show_lists_each_files_sha256_from_the_registry_and_no_md5(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    digest = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+    md5 = "1B2M2Y8AsgTpgAmY7PhCfg=="  # base64 of d41d8cd98f00b204e9800998ecf8427e
+    model = {
+        "name": "m",
+        "version": "1",
+        "owner": "alice",
+        "state": "InProgress",
+        "private": True,
+        "model_config": {},
+        "model_metainfo": {},
+        "files": [
+            {"name": "score.py", "size": 4, "sha256": digest, "content_md5": md5, "state": "Finished"},
+            {"name": "w.bin", "size": 10, "content_md5": md5, "state": "Hashing"},  # no digest yet
+        ],
+    }
+    FakeRegistry(monkeypatch, lambda request: httpx.Response(200, json=model))
+    monkeypatch.setenv("COLUMNS", "200")  # a table as wide as a terminal's, nothing cut short
+    code, out, _ = run(capsys, "show", "m", "1", *API)
+    assert code == 0
+    header = next(line for line in out.splitlines() if line.startswith("FILE"))
+    assert "SHA-256" in header.split() and "MD5" not in header
+    score = next(line for line in out.splitlines() if line.startswith("score.py"))
+    assert digest in score.split()
+    weights = next(line for line in out.splitlines() if line.startswith("w.bin"))
+    assert weights.split() == ["w.bin", "10", "B", "Hashing"]
+    assert "d41d8cd98f00b204e9800998ecf8427e" not in out and md5 not in out
+    code, out, _ = run(capsys, "show", "m", "1", "--json", *API)
+    assert json.loads(out) == model  # --json: the API's document, content_md5 included

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 from typing import Any
 from urllib.parse import quote
 
@@ -11,9 +10,8 @@ import click
 from registry.cli.errors import CliError
 from registry.cli.output import human_size
 from registry.cli.session import Session, with_session
+from registry.cli.vocabulary import DATA_TYPES, MODEL_TYPES
 
-MODEL_TYPES = ("ENCODER", "DECODER", "SEQ2SEQ")
-DATA_TYPES = ("SOURCE_CODE", "NATURAL_LANGUAGE", "CLASS_LABEL", "OTHER")
 MAX_PAGE = 1000
 
 
@@ -92,15 +90,6 @@ def _short(text: str, width: int = 48) -> str:
     return line if len(line) <= width else line[: width - 1] + "…"
 
 
-def md5_hex(content_md5: str | None) -> str:
-    if not content_md5:
-        return ""
-    try:
-        return base64.b64decode(content_md5).hex()
-    except ValueError:
-        return content_md5
-
-
 @click.command("show")
 @with_session
 @click.argument("name")
@@ -136,13 +125,12 @@ def show(*, session: Session, name: str, version: str, owner: str | None) -> Non
             ("updated", model.get("updated_at")),
         ]
     )
+    # The registry's SHA-256 of the bytes it serves (issue 10); none until the file is hashed. The
+    # source's Content-MD5 is the owner's claim, not the registry's: only --json carries it.
     files = [f for f in model.get("files") or [] if isinstance(f, dict)]
     output.table(
-        ["FILE", "SIZE", "MD5", "STATE"],
-        (
-            [f.get("name"), human_size(f.get("size")), md5_hex(f.get("content_md5")), f.get("state")]
-            for f in files
-        ),
+        ["FILE", "SIZE", "STATE", "SHA-256"],
+        ([f.get("name"), human_size(f.get("size")), f.get("state"), f.get("sha256")] for f in files),
     )
 
 

@@ -8,9 +8,8 @@ from typing import Any
 import click
 
 from registry.cli.session import Session, with_session
+from registry.cli.vocabulary import DATA_TYPES, MODEL_TYPES
 
-MODEL_TYPES = ("ENCODER", "DECODER", "SEQ2SEQ")
-DATA_TYPES = ("SOURCE_CODE", "NATURAL_LANGUAGE", "CLASS_LABEL", "OTHER")
 MIB = 1024 * 1024
 
 
