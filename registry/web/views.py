@@ -258,7 +258,9 @@ def _refusal(
         return problem(ctx, 401, "Sign in", detail, login=None if ctx.dev_mode else login)
     wait = ctx.core.retry_after(caller) if caller is not None else None
     if wait is not None:  # the API's rate limit holds for the catalog too
-        response = problem(ctx, 429, "Too many requests", f"Slow down: try again in {wait} seconds.")
+        response = problem(
+            ctx, 429, "Too many requests", f"Slow down: try again in {wait} second{'' if wait == 1 else 's'}."
+        )
         response.headers["Retry-After"] = str(wait)
         return response
     if req.method == "POST":

@@ -112,10 +112,12 @@ def test_the_too_many_requests_page_says_when_to_retry_and_passes_axe(
         assert response is not None
         statuses.append(response.status)
         if response.status == 429:
+            retry_after = int(response.headers["retry-after"])
             break
-    assert statuses[-1] == 429, statuses
-    retry_after = int(response.headers["retry-after"])
+    else:
+        raise AssertionError(f"six pages at once were never refused: {statuses}")
     page = hasty.page
     expect(page.get_by_role("heading", level=1)).to_have_text("Too many requests")
-    expect(page.get_by_role("main")).to_contain_text(f"try again in {retry_after} seconds")
+    seconds = "1 second" if retry_after == 1 else f"{retry_after} seconds"
+    expect(page.get_by_role("main")).to_contain_text(f"Slow down: try again in {seconds}.")
     check_page(page, "too-many-requests")
