@@ -28,7 +28,7 @@ TOP_LEVEL = frozenset({"name", "version", "model_config", "model_metainfo", "pri
 
 # flag -> where its value goes in the body
 FLAG_PATHS = {
-    "type": ("model_config", "type"),
+    "model_type": ("model_config", "type"),  # --type
     "description": ("model_config", "description"),
     "private": ("model_config", "private"),
     "entry_script": ("model_config", "inference_properties", "entry_script"),

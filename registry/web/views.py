@@ -24,7 +24,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 import azure.functions as func
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from registry.web import history, listing, security
+from registry.web import commands, history, listing, security
 from registry.web.core import (
     DATA_TYPES,
     DEV_PRINCIPAL_COOKIE,
@@ -258,7 +258,9 @@ def _refusal(
         return problem(ctx, 401, "Sign in", detail, login=None if ctx.dev_mode else login)
     wait = ctx.core.retry_after(caller) if caller is not None else None
     if wait is not None:  # the API's rate limit holds for the catalog too
-        response = problem(ctx, 429, "Too many requests", f"Slow down: try again in {wait} seconds.")
+        response = problem(
+            ctx, 429, "Too many requests", f"Slow down: try again in {wait} second{'' if wait == 1 else 's'}."
+        )
         response.headers["Retry-After"] = str(wait)
         return response
     if req.method == "POST":
@@ -328,20 +330,10 @@ def _clones(ctx: Context, name: str, version: str, owner: str) -> list[Any]:
     return [row for row in page.rows if row.parent == parent]
 
 
-def _register_command(view: dict[str, Any], base: str) -> str:
-    body = {
-        "model_config": view.get("model_config", {}),
-        "model_files": {
-            f["name"]: "<https URL of the new file, with a read SAS>" for f in view.get("files", [])
-        },
-        "model_metainfo": view.get("model_metainfo", {}),
-    }
-    data = json.dumps(body, indent=2).replace("'", "'\\''")
-    return (
-        f"curl -X PUT '{base}/api/v1.0/model/{view['name']}/<new-version>' \\\n"
-        "  -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/json' \\\n"
-        f"  -d '{data}'"
-    )
+def _base(ctx: Context) -> str:
+    """The registry's address as the browser reached it (the commands to copy call it)."""
+    parts = urlsplit(ctx.req.url)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def _model(ctx: Context) -> func.HttpResponse:
@@ -360,7 +352,6 @@ def _model(ctx: Context) -> func.HttpResponse:
             details.index.decode("utf-8", "replace"), files, file_route(name, version, owner)
         )
     mine = owner == ctx.me.id
-    parts = urlsplit(ctx.req.url)
     changes = ctx.core.history(ctx.me, (name, version, owner), HISTORY_ON_MODEL_PAGE, None)
     return render(
         ctx,
@@ -373,7 +364,7 @@ def _model(ctx: Context) -> func.HttpResponse:
         manifests=details.manifests,
         history=history.entries(changes.entries),
         more_history=changes.continuation is not None,
-        command=_register_command(view, f"{parts.scheme}://{parts.netloc}") if mine else None,
+        commands=commands.from_view(_base(ctx), view) if mine else None,
         download=file_route(name, version, owner),
     )
 
@@ -468,7 +459,19 @@ def _registrations(ctx: Context) -> func.HttpResponse:
         for row in page.rows
         if row.state in ("InProgress", "Failed")
     }
-    return render(ctx, "registrations.html", rows=page.rows, details=details, next_page=page.continuation)
+    base = _base(ctx)
+    copy = {
+        row.key: commands.from_row(base, row.name, row.type, row.description, row.private)
+        for row in page.rows
+    }
+    return render(
+        ctx,
+        "registrations.html",
+        rows=page.rows,
+        details=details,
+        row_commands=copy,
+        next_page=page.continuation,
+    )
 
 
 @bp.route(route="catalog/registrations", methods=["GET"])

@@ -93,7 +93,23 @@ def test_the_model_page_shows_its_history_with_the_apis_visibility_and_its_manif
     expect(weights).to_contain_text(hashlib.sha256(new_weights).hexdigest())
     assert history_kinds(page)[:2] == ["finished", "files_replaced"]
     check_page(page, "model-history")
+
+    # The full history page: every change, newest first, with axe at both widths.
+    page = alice.open(f"{model}/history")
+    assert history_kinds(page) == [
+        "finished",
+        "files_replaced",
+        "updated",
+        "updated",
+        "finished",
+        "registered",
+    ]
+    expect(page.get_by_role("link", name="Back to the model")).to_be_visible()
+    check_page(page, "history-page")
+    page = bob.open(f"{model}/history")
+    assert history_kinds(page) == ["finished", "files_replaced", "updated", "updated"]
     assert alice.problems == [] and bob.problems == []
+    page = alice.open(model)
 
     # Each revision's JSON, through the catalog (the API's own manifest body).
     page.get_by_role("link", name="Manifest 1 as JSON").click()

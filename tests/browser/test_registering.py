@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Locator, Page, expect
 
 from registry.web.core import LISTING_CACHE_SECONDS
 from tests.browser.conftest import Visitor
@@ -378,3 +378,55 @@ def test_an_index_page_full_of_xss_payloads_runs_none_of_them(
         expect(page.get_by_test_id("index")).to_contain_text("plain javascript link")
         # Nothing was left for the CSP to block: the sanitizer removed it all first.
         assert [p for p in person.problems if "Content Security Policy" in p] == []
+
+
+def check_the_copy_actions(page: Page, scope: Locator, name: str, label: str) -> None:
+    """Both commands shown (opened with the keyboard), each copied by its button with the keyboard,
+    and the clipboard then holds exactly the command shown."""
+    commands = scope.get_by_test_id("register-commands")
+    commands.locator("summary").focus()
+    page.keyboard.press("Enter")  # a <details> opens from the keyboard
+    curl, cli = commands.get_by_test_id("curl-command"), commands.get_by_test_id("cli-command")
+    expect(curl).to_be_visible()
+    expect(cli).to_be_visible()
+    shown = {"curl": curl.input_value(), "CLI": cli.input_value()}
+    assert shown["curl"].startswith("curl -X PUT ")
+    assert f"/api/v1.0/model/{name}/<new-version>'" in shown["curl"]
+    assert shown["CLI"].startswith("registry register '<folder-with-the-files>'")
+    assert f"--name {name} \\\n  --version '<new-version>'" in shown["CLI"]
+    for kind, key in (("curl", "Enter"), ("CLI", " ")):
+        button = commands.get_by_role("button", name=f"Copy the {kind} command{label}")
+        button.focus()
+        page.keyboard.press(key)  # Enter or Space, as a keyboard user presses a button
+        note = commands.locator(f"[data-copied-for$=-{kind.lower()}]")
+        expect(note).to_have_text("Copied.")
+        assert page.evaluate("() => navigator.clipboard.readText()") == shown[kind]
+    assert "sig=" not in page.content()  # no source URL's SAS anywhere on the page
+
+
+def test_the_copy_actions_put_the_curl_and_cli_commands_for_a_new_version_on_the_clipboard(
+    visitor: Callable[..., Visitor],
+    local_host: LocalHost,
+    sources: Sources,
+    check_page: Callable[[Page, str], None],
+) -> None:
+    """On My registrations (per registration) and on the owner's model page. The clipboard is
+    granted to the context (headless Chromium honours clipboard-read/-write permissions), so the
+    test reads back what the button copied."""
+    name = register_public(local_host, sources, "alice", {"weights.bin": b"w" * 1024})
+    alice = visitor("alice")
+    alice.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=alice.base)
+
+    page = alice.open("/api/catalog/registrations")
+    row = page.locator(f"[data-key='{name}/1']")
+    check_the_copy_actions(page, row, name, f" for {name} 1")
+    check_page(page, "registrations-commands")
+
+    page = alice.open(f"/api/catalog/model/{name}/1/alice")
+    section = page.locator(".owner-actions")
+    check_the_copy_actions(page, section, name, f" for {name} 1")
+    curl = section.get_by_test_id("curl-command").input_value()
+    assert '"weights.bin": "<https URL of weights.bin, with a read SAS>"' in curl
+    assert '"description": "shared model"' in curl  # this version's settings
+    assert alice.problems == []
+    check_page(page, "model-commands")

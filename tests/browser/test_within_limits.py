@@ -98,3 +98,26 @@ def test_registering_and_following_the_copy_then_browsing_stays_within_the_rate_
     # (Usually two of the images are refused at first; on a slow machine maybe none.)
     refused = [url for url, status in answers if status == 429]
     assert all("/files/" in url for url in refused), answers  # image loads, never a page
+
+
+def test_the_too_many_requests_page_says_when_to_retry_and_passes_axe(
+    visitor: Callable[..., Visitor], check_page: Callable[[Page, str], None]
+) -> None:
+    """Pages faster than two a second: the catalog answers 429 with a page of its own. (A caller
+    of its own: the limit is per caller, so the other tests here keep their budget.)"""
+    hasty = visitor(f"hasty-{uuid.uuid4().hex[:6]}")
+    statuses = []
+    for _ in range(6):
+        response = hasty.page.goto(hasty.url("/api/catalog/models"))
+        assert response is not None
+        statuses.append(response.status)
+        if response.status == 429:
+            retry_after = int(response.headers["retry-after"])
+            break
+    else:
+        raise AssertionError(f"six pages at once were never refused: {statuses}")
+    page = hasty.page
+    expect(page.get_by_role("heading", level=1)).to_have_text("Too many requests")
+    seconds = "1 second" if retry_after == 1 else f"{retry_after} seconds"
+    expect(page.get_by_role("main")).to_contain_text(f"Slow down: try again in {seconds}.")
+    check_page(page, "too-many-requests")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from registry.cli.commands.register import register
 from registry.cli.errors import USAGE, CliError, UsageProblem
 from registry.cli.modelspec import (
     check_body,
@@ -63,7 +65,7 @@ def test_flags_override_model_yaml_and_set_reaches_any_field(tmp_path: Path) -> 
     document = model_document(
         yaml.safe_load(MODEL_YAML),
         {
-            "type": "ENCODER",
+            "model_type": "ENCODER",  # --type, as register passes it on
             "description": None,
             "input_types": ("SOURCE_CODE", "OTHER"),
             "output_languages": (),
@@ -125,3 +127,21 @@ def test_the_owner_rule_is_checked_against_the_caller(tmp_path: Path) -> None:
     assert check(body) == [
         ("model_config.owner", "must be the caller (the owner is whoever registers the model)")
     ]
+
+
+def register_flags(params: dict[str, Any]) -> dict[str, Any]:
+    """What `register` passes on as **flags: every parsed option it does not name itself."""
+    callback = register.callback
+    assert callback is not None
+    named = set(inspect.signature(callback).parameters) | {"api", "as_user", "client_id", "as_json"}
+    return {key: value for key, value in params.items() if key not in named}
+
+
+def test_every_setting_flag_of_register_puts_its_value_in_the_body(tmp_path: Path) -> None:
+    """Each option that `register` passes on as **flags has its place (--type raised KeyError:
+    register passes it on as model_type)."""
+    ctx = register.make_context("register", [str(tmp_path), "--type", "ENCODER", "--num-params", "7"])
+    assert model_document({}, register_flags(ctx.params)) == {
+        "model_config": {"type": "ENCODER"},
+        "model_metainfo": {"num_params": 7},
+    }

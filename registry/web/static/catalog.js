@@ -120,18 +120,24 @@
     });
   }
 
+  // Copies a command's text (a readonly textarea, readable and selectable without the script)
+  // to the clipboard; where the browser refuses, selects it for Ctrl+C instead.
   function copyButton(button) {
     button.addEventListener("click", function () {
       var id = button.getAttribute("data-copy");
       var field = document.getElementById(id);
       var note = document.querySelector("[data-copied-for='" + id + "']");
       function done(text) { if (note) note.textContent = text; }
-      if (navigator.clipboard && navigator.clipboard.writeText) {
-        navigator.clipboard.writeText(field.value).then(function () { done("Copied."); },
-          function () { field.select(); done("Selected: press Ctrl+C to copy."); });
-      } else {
+      function selectIt() {
+        field.focus();
         field.select();
-        done("Selected: press Ctrl+C to copy.");
+        done("Selected: press Ctrl+C (or Cmd+C) to copy.");
+      }
+      done("");
+      if (navigator.clipboard && navigator.clipboard.writeText) {
+        navigator.clipboard.writeText(field.value).then(function () { done("Copied."); }, selectIt);
+      } else {
+        selectIt();
       }
     });
   }
