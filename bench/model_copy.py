@@ -245,6 +245,8 @@ def run(plan: CopyPlan) -> Sequence[Figure]:
         bare.create_container()
 
         bare_seconds: list[tuple[float, float]] = []  # copying, then hashing
+        # A cross-check of hash_throughput: bare_hash of each worker copy, right after the worker hashed it.
+        paired_seconds: list[float] = []
         copies: list[WorkerCopy] = []
         # Alternate (bare, worker, worker, bare, ...) so that drift in the machine's load favours neither.
         order = (["bare", "worker", "worker", "bare"] * plan.rounds)[: 2 * plan.rounds]
@@ -257,6 +259,7 @@ def run(plan: CopyPlan) -> Sequence[Figure]:
             else:
                 copies.append(worker_copy(deps, f"1.{step}", large))
                 _check_sizes(models, copies[-1].prefix, large)
+                paired_seconds.append(bare_hash(models, copies[-1].prefix, large))
         # The bytes, not just the sizes: one whole file of the worker's last copy, hashed.
         checked = large.largest
         md5 = md5_of_blob(models, f"{copies[-1].prefix}/{checked.target}")
@@ -331,7 +334,7 @@ def run(plan: CopyPlan) -> Sequence[Figure]:
     )
     return [
         copy_figure,
-        _hash_throughput(copies, bare_seconds, large),
+        _hash_throughput(copies, bare_seconds, paired_seconds, large),
         _verification_time(copies, large),
         memory_figure,
         _hash_memory(small_memory, large_memory, small, large),
@@ -339,7 +342,10 @@ def run(plan: CopyPlan) -> Sequence[Figure]:
 
 
 def _hash_throughput(
-    copies: list[WorkerCopy], bare_seconds: list[tuple[float, float]], model: Model
+    copies: list[WorkerCopy],
+    bare_seconds: list[tuple[float, float]],
+    paired_seconds: list[float],
+    model: Model,
 ) -> Figure:
     """The worker's hashing phase in the copies above, against the bare loop's hashing."""
     worker_rate = max(c.hash_rate for c in copies)
@@ -368,6 +374,13 @@ def _hash_throughput(
             "worker_hashing_after_last_commit": [c.timeline.hashing_after_last_commit for c in copies],
             "bare_hash_seconds": [round(hash, 2) for _, hash in bare_seconds],
             "bare_mib_per_s": [round(_mib_per_s(model.size, hash), 1) for _, hash in bare_seconds],
+            "paired_is": "a cross-check, not the baseline: bare_hash of each worker copy, run right "
+            "after the worker finished it (the same blobs, seconds apart)",
+            "paired_bare_mib_per_s": [round(_mib_per_s(model.size, s), 1) for s in paired_seconds],
+            "paired_ratios": [
+                round(c.hash_rate / _mib_per_s(model.size, s), 3)
+                for c, s in zip(copies, paired_seconds, strict=True)
+            ],
             "model_bytes": model.size,
             "files": len(model.files),
         },
