@@ -13,7 +13,7 @@ import dataclasses
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any, cast
 
 import azure.functions as func
@@ -67,27 +67,8 @@ NotVisible = service.NotVisible
 DEV_PRINCIPAL_COOKIE = "catalog_dev_principal"
 
 
-@dataclass(frozen=True)
-class Row:
-    """One model in a list."""
-
-    name: str
-    version: str
-    owner: str
-    owner_name: str
-    type: str
-    description: str
-    private: bool
-    state: str
-    trainable: bool
-    languages: tuple[str, ...]
-    parent: dict[str, str] | None
-    updated_at: datetime
-
-    @property
-    def key(self) -> str:
-        """Orders rows as the service's pages do: by (name, version, owner)."""
-        return f"{self.name}!{self.version}!{self.owner}"
+# One model in a list: the listing's own summary (ordered by its `sort_key`, as the pages are).
+Row = ModelSummary
 
 
 @dataclass(frozen=True)
@@ -113,23 +94,6 @@ class History:
 
     entries: list[dict[str, Any]]  # newest first
     continuation: str | None
-
-
-def _row(summary: ModelSummary) -> Row:
-    return Row(
-        name=summary.name,
-        version=summary.version,
-        owner=summary.owner,
-        owner_name=summary.owner_name,
-        type=summary.type,
-        description=summary.description,
-        private=summary.private,
-        state=str(summary.state),
-        trainable=summary.trainable,
-        languages=tuple(summary.languages),
-        parent=summary.parent_model,
-        updated_at=summary.updated_at,
-    )
 
 
 def _plain(view: Any) -> dict[str, Any]:
@@ -215,7 +179,7 @@ class Core:
         self, caller: Principal, filters: ModelFilter, limit: int, continuation: str | None
     ) -> ModelPage:
         page = service.list_models(self._listing_deps, caller, filters, limit, continuation)
-        return ModelPage([_row(s) for s in page.models], page.continuation)
+        return ModelPage(list(page.models), page.continuation)
 
     def model(self, caller: Principal, name: str, version: str, owner: str) -> dict[str, Any]:
         """The API's GET body of a model the caller may see; NotVisible otherwise."""

@@ -145,7 +145,7 @@ def _by_name(fetch: Fetch, query: Query) -> Listing:
     while True:
         page = fetch(query.filters, step, continuation)  # type: ignore[arg-type]
         for position, row in enumerate(page.rows):
-            if row.key <= last:
+            if row.sort_key <= last:
                 continue  # shown on the page before: this service page is read again
             scanned += 1
             if not query.matches(row):
@@ -153,7 +153,7 @@ def _by_name(fetch: Fetch, query: Query) -> Listing:
             rows.append(row)
             if len(rows) == PAGE_SIZE:
                 if position < len(page.rows) - 1:
-                    return Listing(rows, _encode({"c": continuation, "k": row.key}), scanned)
+                    return Listing(rows, _encode({"c": continuation, "k": row.sort_key}), scanned)
                 following = _encode({"c": page.continuation}) if page.continuation else None
                 return Listing(rows, following, scanned)
         if page.continuation is None:
@@ -182,7 +182,7 @@ def _by_update(fetch: Fetch, query: Query) -> Listing:
         if scanned >= SORT_BUDGET:
             truncated = True
             break
-    matches.sort(key=lambda row: (-row.updated_at.timestamp(), row.key))
+    matches.sort(key=lambda row: (-row.updated_at.timestamp(), row.sort_key))
     shown = matches[offset : offset + PAGE_SIZE]
     following = _encode({"o": offset + PAGE_SIZE}) if offset + PAGE_SIZE < len(matches) else None
     return Listing(shown, following, scanned, truncated=truncated)

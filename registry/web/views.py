@@ -327,7 +327,7 @@ def _clones(ctx: Context, name: str, version: str, owner: str) -> list[Any]:
     """Clones the caller may see: a clone keeps its parent's name, so one key range holds them."""
     page = ctx.core.list_page(ctx.me, model_filter(name=name), listing.SEARCH_STEP, None)
     parent = {"name": name, "version": version, "owner": owner}
-    return [row for row in page.rows if row.parent == parent]
+    return [row for row in page.rows if row.parent_model == parent]
 
 
 def _base(ctx: Context) -> str:
@@ -455,13 +455,13 @@ def _registrations(ctx: Context) -> func.HttpResponse:
     token = ctx.req.params.get("page") or None
     page = ctx.core.list_page(ctx.me, model_filter(owner=ctx.me.id), OWN_PAGE, token)
     details = {
-        row.key: ctx.core.status(ctx.me, row.name, row.version)
+        row.sort_key: ctx.core.status(ctx.me, row.name, row.version)
         for row in page.rows
         if row.state in ("InProgress", "Failed")
     }
     base = _base(ctx)
     copy = {
-        row.key: commands.from_row(base, row.name, row.type, row.description, row.private)
+        row.sort_key: commands.from_row(base, row.name, row.type, row.description, row.private)
         for row in page.rows
     }
     return render(
