@@ -6,7 +6,6 @@ way `make run` does (a stack.json, here in a temporary folder via REGISTRY_STACK
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import subprocess
@@ -23,7 +22,7 @@ from azure.storage.blob import BlobServiceClient, ContainerClient
 
 from devhost.azurite import OWNER_ACCOUNT, REGISTRY_ACCOUNT, Azurite
 from tests.conftest import unique
-from tests.e2e.conftest import LocalHost
+from tests.e2e.conftest import LocalHost, dev_host_env
 
 RATE_LIMITS = "20/2"  # requests per seconds, per caller
 REGISTRY_SCRIPT = Path(sys.executable).parent / "registry"
@@ -52,23 +51,11 @@ model_metainfo:
 @pytest.fixture(scope="module")
 def host_env(azurite: Azurite) -> dict[str, str]:
     """The e2e tests' dev settings, with bigger blocks and slices: these copies are tens of MiB."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("REGISTRY_", "AzureWebJobs"))}
-    return env | {
-        "AzureWebJobsStorage": azurite.connection_string(),
-        "REGISTRY_SEALING_KEY": base64.b64encode(os.urandom(32)).decode(),
-        "REGISTRY_DEV_MODE": "true",
-        "REGISTRY_ALLOW_INSECURE_SOURCES": "true",
-        "REGISTRY_MODELS_CONTAINER": unique("models"),
-        "REGISTRY_REGISTRATIONS_TABLE": unique("registrations"),
-        "REGISTRY_FILES_TABLE": unique("files"),
-        "REGISTRY_CATALOG_TABLE": unique("catalog"),
-        "REGISTRY_CHANGES_TABLE": unique("changes"),
+    return dev_host_env(azurite) | {
         "REGISTRY_COPY_BLOCK_MIB": "8",
         "REGISTRY_COPY_CONCURRENCY": "4",
         "REGISTRY_COPY_TIME_BUDGET_SECONDS": "5",
         "REGISTRY_COPY_LEASE_SECONDS": "10",
-        "DEVHOST_QUEUE_LEASE_SECONDS": "2",
-        "DEVHOST_SHUTDOWN_SECONDS": "2",
         "DEVHOST_LOG_LEVEL": "WARNING",
         # A rate limit, as deployed, but wider: the CLI must ride through its 429s (Retry-After).
         "REGISTRY_RATE_LIMITS": RATE_LIMITS,

@@ -130,8 +130,8 @@ def answers_conform_to_openapi(request: pytest.FixtureRequest) -> Iterator[None]
         pytest.fail("\n".join(mismatches))
 
 
-@pytest.fixture(scope="module")
-def host_env(azurite: Azurite) -> dict[str, str]:
+def dev_host_env(azurite: Azurite) -> dict[str, str]:
+    """A local host's dev settings on this emulator, in tables and a container of its own."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("REGISTRY_", "AzureWebJobs"))}
     return env | {
         "AzureWebJobsStorage": azurite.connection_string(),
@@ -145,6 +145,14 @@ def host_env(azurite: Azurite) -> dict[str, str]:
         "REGISTRY_CHANGES_TABLE": unique("changes"),
         "REGISTRY_WEBHOOKS_TABLE": unique("webhooks"),
         "REGISTRY_WEBHOOK_DELIVERIES_TABLE": unique("deliveries"),
+        "DEVHOST_QUEUE_LEASE_SECONDS": "2",
+        "DEVHOST_SHUTDOWN_SECONDS": "2",
+    }
+
+
+@pytest.fixture(scope="module")
+def host_env(azurite: Azurite) -> dict[str, str]:
+    return dev_host_env(azurite) | {
         # Small blocks and slices, short leases: a copy spans many continuations within seconds.
         "REGISTRY_COPY_BLOCK_MIB": "1",
         "REGISTRY_COPY_CONCURRENCY": "2",
@@ -153,8 +161,6 @@ def host_env(azurite: Azurite) -> dict[str, str]:
         # Tests poll and register fast: admission limits have tests of their own.
         "REGISTRY_RATE_LIMITS": "off",
         "REGISTRY_MAX_IN_PROGRESS": "10000",
-        "DEVHOST_QUEUE_LEASE_SECONDS": "2",
-        "DEVHOST_SHUTDOWN_SECONDS": "2",
     }
 
 
