@@ -13,6 +13,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, wait
 
 
 class Admission:
@@ -21,6 +22,7 @@ class Admission:
         windows: Sequence[tuple[int, float]] = (),
         *,
         count_ttl_seconds: float = 2.0,
+        count_wait_seconds: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
         max_callers: int = 100_000,
     ) -> None:
@@ -31,7 +33,8 @@ class Admission:
         self._requests: dict[str, deque[float]] = {}
         self._counts: dict[str, tuple[float, int]] = {}
         self._count_ttl = count_ttl_seconds
-        self._counting: dict[str, threading.Event] = {}  # owners whose count is being read
+        self._counting: dict[str, Future[int]] = {}  # owners whose count is being read
+        self._count_wait = count_wait_seconds
         self._max_callers = max_callers
 
     def retry_after(self, caller: str) -> int | None:
@@ -56,28 +59,40 @@ class Admission:
     def in_progress(self, owner: str, count: Callable[[], int]) -> int:
         """The owner's registrations in progress, counted afresh at most every few seconds.
 
-        Single-flight: requests of one owner that arrive together wait for one read of the count
-        instead of each sending its own (a failed read is not cached; the next request reads)."""
-        while True:
-            now = self._clock()
-            with self._lock:
-                cached = self._counts.get(owner)
-                if cached is not None and now - cached[0] < self._count_ttl:
-                    return cached[1]
-                counting = self._counting.get(owner)
-                if counting is None:
-                    counting = self._counting[owner] = threading.Event()
-                    break
-            counting.wait()  # the read is bounded by the storage client's own timeouts
+        Single-flight: requests of one owner that arrive together share one read of the count,
+        its value or its error, instead of each sending its own. A failed read is not cached, and
+        a request that waited `count_wait_seconds` for a read that never came reads for itself."""
+        now = self._clock()
+        with self._lock:
+            cached = self._counts.get(owner)
+            if cached is not None and now - cached[0] < self._count_ttl:
+                return cached[1]
+            flight = self._counting.get(owner)
+            leading = flight is None
+            if flight is None:
+                flight = self._counting[owner] = Future()
+        if not leading:
+            done, _ = wait([flight], timeout=self._count_wait)
+            if done:
+                return flight.result()
+            with self._lock:  # a stuck read: the next request leads a new one
+                if self._counting.get(owner) is flight:
+                    del self._counting[owner]
+            return count()
         try:
             value = count()
+        except BaseException as error:
+            flight.set_exception(error)
+            raise
+        else:
+            flight.set_result(value)
             with self._lock:
-                self._counts[owner] = (now, value)
+                self._counts[owner] = (self._clock(), value)
             return value
         finally:
             with self._lock:
-                del self._counting[owner]
-            counting.set()
+                if self._counting.get(owner) is flight:
+                    del self._counting[owner]
 
     def accepted(self, owner: str) -> None:
         """One more registration in progress (until the count is read afresh)."""
