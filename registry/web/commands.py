@@ -17,6 +17,7 @@ from typing import Any
 NEW_VERSION = "<new-version>"
 FOLDER = "<folder-with-the-files>"
 TOKEN_VARIABLE = "$TOKEN"  # noqa: S105 - a shell variable the caller sets to their bearer token
+PASSWORD = "<the registry's password>"  # noqa: S105 - a placeholder: a view never holds the password
 
 # Where each of the CLI's setting flags puts its value in the body (registry/cli/modelspec.py's
 # FLAG_PATHS, by option; a unit test holds the two together). The web app does not import the
@@ -38,7 +39,7 @@ CLI_FLAGS: dict[tuple[str, ...], str] = {
 }
 # Not settings of a new version: the path names it and the caller owns it.
 _FROM_PATH = frozenset({"name", "version", "owner"})
-_SECRET = frozenset({"password"})  # write-only (docker_registry.password); never in a view anyway
+_SECRET = frozenset({"password"})  # write-only (docker_registry.password): never in a view anyway
 
 
 @dataclass(frozen=True)
@@ -52,8 +53,10 @@ def _file_url(name: str) -> str:
 
 
 def _without_secrets(value: Any) -> Any:
+    """The value with a placeholder for any password (a registry login needs one again)."""
     if isinstance(value, dict):
-        return {k: _without_secrets(v) for k, v in value.items() if k not in _SECRET}
+        kept = {k: _without_secrets(v) for k, v in value.items() if k not in _SECRET}
+        return kept | {"password": PASSWORD} if "username" in kept else kept
     if isinstance(value, list):
         return [_without_secrets(v) for v in value]
     return value
@@ -74,7 +77,9 @@ def curl(base: str, name: str, body: dict[str, Any]) -> str:
 
 
 def _leaves(value: Any, path: tuple[str, ...]) -> list[tuple[tuple[str, ...], Any]]:
-    if isinstance(value, dict):
+    """The settings as (path, value); a mapping whose keys a dotted `--set` path cannot spell
+    (free-form training args such as "optimizer.lr") is one value, set whole as JSON."""
+    if isinstance(value, dict) and all("." not in str(k) and "=" not in str(k) for k in value):
         found: list[tuple[tuple[str, ...], Any]] = []
         for key, inner in value.items():
             found += _leaves(inner, (*path, str(key)))

@@ -96,6 +96,7 @@ def test_the_model_pages_curl_command_puts_the_same_settings_with_placeholders_f
     assert config["inference_properties"]["docker_registry"] == {
         "url": "example.azurecr.io",
         "username": "puller",
+        "password": commands.PASSWORD,
     }
     assert config["training_properties"] == VIEW["model_config"]["training_properties"]
     assert body["model_metainfo"] == VIEW["model_metainfo"]
@@ -117,7 +118,24 @@ def test_the_commands_never_hold_a_source_url_or_a_password() -> None:
     made = commands.from_view(BASE, VIEW)
     for text in (made.curl, made.cli):
         assert "sig=" not in text and "SECRET" not in text and "blob.core.windows.net" not in text
-        assert "hunter2" not in text and "password" not in text
+        assert "hunter2" not in text
+
+
+def test_a_registry_login_gets_a_placeholder_for_its_password_in_both_commands(tmp_path: Path) -> None:
+    made = commands.from_view(BASE, VIEW)
+    _, body = curl_parts(made.curl)
+    _, document = cli_document(made.cli, tmp_path)
+    for config in (body["model_config"], document["model_config"]):
+        login = config["inference_properties"]["docker_registry"]
+        assert login == {"url": "example.azurecr.io", "username": "puller", "password": commands.PASSWORD}
+
+
+def test_training_args_whose_keys_hold_dots_or_equals_signs_reach_the_cli_unchanged(tmp_path: Path) -> None:
+    args = {"optimizer.lr": 0.1, "a=b": 1, "plain": {"nested.key": "x=y"}, "epochs": 3}
+    view = json.loads(json.dumps(VIEW))
+    view["model_config"]["training_properties"]["args"] = args
+    _, document = cli_document(commands.from_view(BASE, view).cli, tmp_path)
+    assert document["model_config"]["training_properties"]["args"] == args
 
 
 def test_the_model_pages_cli_command_uses_the_clis_real_options_and_makes_the_same_document(
@@ -132,7 +150,7 @@ def test_the_model_pages_cli_command_uses_the_clis_real_options_and_makes_the_sa
     )
     expected = json.loads(json.dumps({k: VIEW[k] for k in ("model_config", "model_metainfo")}))
     del expected["model_config"]["version"]
-    del expected["model_config"]["inference_properties"]["docker_registry"]["password"]
+    expected["model_config"]["inference_properties"]["docker_registry"]["password"] = commands.PASSWORD
     assert document == expected
 
 
