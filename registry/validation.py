@@ -110,6 +110,11 @@ class RequestContext:
         fixed = REGISTRATION_ID_LENGTH + GENERATION_DIGITS + 5
         return len(self.owner_id) + len(self.name) + len(self.version) + fixed
 
+    @property
+    def file_name_room(self) -> int:
+        """The most characters a file name may have: a blob name holds the prefix before it."""
+        return MAX_BLOB_NAME - self.blob_prefix_length
+
 
 def _context(info: ValidationInfo) -> RequestContext:
     if not isinstance(info.context, RequestContext):
@@ -133,7 +138,7 @@ def check_target_path(value: str, info: ValidationInfo) -> str:
         raise ValueError("file name must not contain empty, '.' or '..' path segments")
     if value.endswith("."):
         raise ValueError("file name must not end with '.' (Blob Storage drops it)")
-    room = MAX_BLOB_NAME - _context(info).blob_prefix_length
+    room = _context(info).file_name_room
     if len(value) > room:
         raise ValueError(
             f"file name must be at most {room} characters here (a blob name holds {MAX_BLOB_NAME}, "
@@ -151,7 +156,7 @@ def check_target_path(value: str, info: ValidationInfo) -> str:
 def inherited_name_problems(file_names: Iterable[str], context: RequestContext) -> list[FieldError]:
     """A clone's inherited files whose names do not fit a blob name under the clone's prefix
     (its owner and version may be longer than the parent's)."""
-    room = MAX_BLOB_NAME - context.blob_prefix_length
+    room = context.file_name_room
     return [
         FieldError(
             "ignore_files",

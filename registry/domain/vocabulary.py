@@ -22,6 +22,10 @@ class DataType(StrEnum):
     OTHER = "OTHER"
 
 
+# The values, in order, for choices (the CLI's options, the catalog's filters and form).
+MODEL_TYPES = tuple(member.value for member in ModelType)
+DATA_TYPES = tuple(member.value for member in DataType)
+
 # Data types that are written in a language, so a model that takes or produces them names it.
 LANGUAGE_TYPES = frozenset({DataType.SOURCE_CODE, DataType.NATURAL_LANGUAGE})
 

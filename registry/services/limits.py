@@ -75,9 +75,7 @@ class Admission:
             done, _ = wait([flight], timeout=self._count_wait)
             if done:
                 return flight.result()
-            with self._lock:  # a stuck read: the next request leads a new one
-                if self._counting.get(owner) is flight:
-                    del self._counting[owner]
+            self._land(owner, flight)  # a stuck read: the next request leads a new one
             return count()
         try:
             value = count()
@@ -90,9 +88,13 @@ class Admission:
                 self._counts[owner] = (self._clock(), value)
             return value
         finally:
-            with self._lock:
-                if self._counting.get(owner) is flight:
-                    del self._counting[owner]
+            self._land(owner, flight)
+
+    def _land(self, owner: str, flight: Future[int]) -> None:
+        """The owner's requests stop joining this read (a newer one is left alone)."""
+        with self._lock:
+            if self._counting.get(owner) is flight:
+                del self._counting[owner]
 
     def accepted(self, owner: str) -> None:
         """One more registration in progress (until the count is read afresh)."""

@@ -19,11 +19,11 @@ from typing import Any, cast
 import azure.functions as func
 
 from registry.blueprints import views as api_views
-from registry.blueprints.http import MAX_WAIT_SECONDS, caller_of, until_changed
+from registry.blueprints.http import MAX_WAIT_SECONDS, caller_of, until_changed, wait_seconds
 from registry.bootstrap import dependencies
 from registry.domain.listing import ModelFilter, ModelSummary
 from registry.domain.model import ModelKey
-from registry.domain.vocabulary import DataType, ModelType, State
+from registry.domain.vocabulary import DATA_TYPES, MODEL_TYPES, DataType, ModelType, State
 from registry.identity import Principal
 from registry.ports import RegistrationStore
 from registry.services import history as history_service
@@ -57,10 +57,9 @@ __all__ = [
     "core",
     "is_identifier",
     "model_filter",
+    "wait_seconds",
 ]
 
-MODEL_TYPES = tuple(t.value for t in ModelType)
-DATA_TYPES = tuple(t.value for t in DataType)
 DOWNLOAD_TTL = timedelta(minutes=10)
 NotVisible = service.NotVisible
 # Dev mode only: the principal the "act as" picker chose (see Core.caller).

@@ -41,6 +41,7 @@ from registry.web.core import (
     core,
     is_identifier,
     model_filter,
+    wait_seconds,
 )
 from registry.web.forms import RegisterForm
 from registry.web.rendering import file_route, render_index
@@ -229,7 +230,7 @@ async def serve_waiting(req: func.HttpRequest, handler: Handler, watch: Watch) -
     if isinstance(prepared, func.HttpResponse):
         return prepared
     ctx = prepared
-    seconds = wait_seconds(ctx)
+    seconds = wait_seconds(ctx.req)
     if seconds:
 
         def look() -> str | None:
@@ -240,12 +241,6 @@ async def serve_waiting(req: func.HttpRequest, handler: Handler, watch: Watch) -
 
         await ctx.core.until_changed(look, seconds)
     return await asyncio.to_thread(_run, ctx, handler)
-
-
-def wait_seconds(ctx: Context) -> int:
-    """?wait=N, or 0 when absent or not a whole number from 0 to 60 (the handler answers 400)."""
-    value = ctx.req.params.get("wait", "")
-    return int(value) if value.isdigit() and int(value) <= MAX_WAIT_SECONDS else 0
 
 
 def _refusal(

@@ -25,6 +25,7 @@ from registry.cli.config import Config
 from registry.cli.errors import FAILED, CliError
 from registry.cli.storage import OwnerStorage, owner_storage
 from registry.cli.upload import FileOutcome, UploadReport
+from tests.cli.conftest import model_folder
 from tests.cli.test_cli_commands import API, FakeRegistry, isolated, run
 
 __all__ = ["isolated"]  # the fixture that keeps the developer's settings out (autouse)
@@ -35,21 +36,6 @@ MIB = 1024 * 1024
 OID = "11111111-2222-3333-4444-555555555555"
 TID = "66666666-7777-8888-9999-000000000000"
 ISO = "%Y-%m-%dT%H:%M:%SZ"
-MODEL_YAML = """\
-model_config:
-  type: DECODER
-  description: A model in a storage account in Azure
-  inference_properties: {entry_script: score.py, conda_env: environment.yml}
-model_metainfo:
-  input_types: [NATURAL_LANGUAGE]
-  input_languages: [en]
-  input_description: Any text
-  output_types: [NATURAL_LANGUAGE]
-  output_languages: [en]
-  output_description: The text reversed
-  num_params: 7
-  index_page_file: README.md
-"""
 
 
 def _forbidden() -> HttpResponseError:
@@ -209,12 +195,7 @@ def test_register_without_the_delegator_role_exits_1_naming_the_role_and_registe
     tmp_path: Path,
 ) -> None:
     account.refuse = _forbidden()
-    folder = tmp_path / "model"
-    folder.mkdir()
-    for name, text in {"score.py": "def init(model_dir): ...\n", "environment.yml": "name: m\n"}.items():
-        (folder / name).write_text(text)
-    (folder / "README.md").write_text("# m\n")
-    (folder / "model.yaml").write_text(MODEL_YAML)
+    folder = model_folder(tmp_path / "model", {})
     monkeypatch.setattr(
         registering, "_upload", lambda output, owner, files, prefix, settings: _report(30)
     )  # the upload itself is tested elsewhere; here it has succeeded

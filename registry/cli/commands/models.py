@@ -10,7 +10,7 @@ import click
 from registry.cli.errors import CliError
 from registry.cli.output import human_size
 from registry.cli.session import Session, with_session
-from registry.cli.vocabulary import DATA_TYPES, MODEL_TYPES
+from registry.domain.vocabulary import DATA_TYPES, MODEL_TYPES
 
 MAX_PAGE = 1000
 

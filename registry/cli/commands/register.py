@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from registry.cli.session import Session, with_session
-from registry.cli.vocabulary import DATA_TYPES, MODEL_TYPES
+from registry.domain.vocabulary import DATA_TYPES, MODEL_TYPES
 
 MIB = 1024 * 1024
 
