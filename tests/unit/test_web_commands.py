@@ -17,8 +17,8 @@ from registry.validation import RequestContext, parse_registration
 from registry.web import commands
 from registry.web.core import Core
 from tests.cli.test_cli_model_folder import register_flags
-from tests.unit.test_web_views import acting_as, install
-from tests.unit.web_fixtures import fake_core, model, seed
+from tests.unit.test_web_views import install
+from tests.unit.web_fixtures import acting_as, fake_core, model, seed
 
 BASE = "https://registry.example"
 SAS = "https://owner.blob.core.windows.net/src/weights.bin?sv=2024&sig=SECRET"

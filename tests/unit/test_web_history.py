@@ -19,7 +19,7 @@ from registry.web import history, views
 from registry.web.cache import PublicListingCache
 from registry.web.core import Core
 from tests.builders import make_settings
-from tests.unit.web_fixtures import Browser
+from tests.unit.web_fixtures import Browser, acting_as
 from tests.world import ALICE, BIG, BOB, World, payload
 
 NAME, VERSION = "codegen", "1.0"
@@ -32,16 +32,6 @@ def world(monkeypatch: pytest.MonkeyPatch) -> World:
     world = World(settings=make_settings(REGISTRY_DEV_MODE="true", REGISTRY_RATE_LIMITS="off"))
     monkeypatch.setattr(core_module, "_core", Core(world.deps, PublicListingCache(ttl_seconds=0)))
     return world
-
-
-def acting_as(principal: str) -> Browser:
-    browser = Browser()
-    token = browser.csrf("/api/catalog/dev/act-as")
-    response = browser.request(
-        "POST", "/api/catalog/dev/act-as", form={"csrf": token, "principal": principal}
-    )
-    assert response.status_code == 303
-    return browser
 
 
 def page(browser: Browser, path: str = MODEL, status: int = 200, **kwargs: Any) -> str:

@@ -9,7 +9,7 @@ import pytest
 from registry.web import core as core_module
 from registry.web import security
 from registry.web.core import Core
-from tests.unit.web_fixtures import Browser, fake_core, model, seed
+from tests.unit.web_fixtures import Browser, acting_as, fake_core, model, seed
 
 PAGES = [
     ("/api/catalog/models", {}),
@@ -38,16 +38,6 @@ def dev(monkeypatch: pytest.MonkeyPatch) -> Core:
         ],
     )
     return core
-
-
-def acting_as(principal: str) -> Browser:
-    browser = Browser()
-    token = browser.csrf("/api/catalog/dev/act-as")
-    response = browser.request(
-        "POST", "/api/catalog/dev/act-as", form={"csrf": token, "principal": principal}
-    )
-    assert response.status_code == 303
-    return browser
 
 
 @pytest.mark.parametrize(("path", "route"), PAGES)

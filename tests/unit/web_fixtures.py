@@ -122,3 +122,13 @@ def _by_route(path: str) -> Any:
     if path.endswith("/status"):
         return views.catalog_registration_status
     raise AssertionError(f"no view for {path}")
+
+
+def acting_as(principal: str) -> Browser:
+    browser = Browser()
+    token = browser.csrf("/api/catalog/dev/act-as")
+    response = browser.request(
+        "POST", "/api/catalog/dev/act-as", form={"csrf": token, "principal": principal}
+    )
+    assert response.status_code == 303
+    return browser
